@@ -1,0 +1,22 @@
+// Grouped expert products: for each expert, gather the rows of its assignments into one
+// contiguous block, multiply once by that expert's matrix, and hand the block back.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/tensor.h"
+#include "model/router.h"
+
+namespace jetmoe {
+
+// For every assignment a (= t*k + s), out[a, :] = W[expert(a)] · in_row(a), where in_row(a) is
+// `in + (per_assignment ? a : a / k) * in_stride`. W: [E, out_dim, in_dim]. out: [T*k, out_dim].
+void expert_matmul(const Routing& routing, const float* in, int64_t in_stride, bool per_assignment,
+                   const TensorView& W, float* out, ThreadPool& pool);
+
+// y[t, :] += sum_s gate[t, s] * rows[t*k + s, :]: the gated combine of the k expert outputs.
+void combine_gated(const Routing& routing, const float* rows, int64_t d, float* y);
+
+}  // namespace jetmoe
