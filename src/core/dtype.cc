@@ -52,6 +52,7 @@ uint16_t f32_to_f16(float f) {
 }
 
 void to_f32(DType t, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // memcpy with null pointers is undefined even for zero bytes
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, n * 4);
@@ -70,6 +71,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
 }
 
 void from_f32(DType t, const float* src, void* dst, size_t n) {
+  if (n == 0) return;
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, n * 4);
