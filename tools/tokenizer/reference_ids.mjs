@@ -2,7 +2,7 @@
 // tokenizer.json asset, and writes DIR/expected.json:
 //   { "reference": "...", "ids": [[...] per line], "decoded": [string per line] }
 // ids: encode(line) with add_special_tokens (BOS) and special tokens in text recognised;
-// decoded: decode(ids, skip_special_tokens=true).
+// decoded: decode(ids, skip_special_tokens=true); decoded_with_special: the same with specials kept.
 // For llama2/ it also writes llama_tokenizer_js.json: llama-tokenizer-js's encode(line) (BOS, no
 // special-token parsing), a second independent implementation on the Llama-2 vocabulary.
 //
@@ -24,8 +24,9 @@ for (const name of ["mistral", "mistral-pairs", "mistral-metaspace", "llama2"]) 
   });
   const ids = corpus.map((line) => tokenizer.encode(line, { add_special_tokens: true }));
   const decoded = ids.map((line) => tokenizer.decode(line, { skip_special_tokens: true }));
+  const decoded_with_special = ids.map((line) => tokenizer.decode(line, { skip_special_tokens: false }));
   fs.writeFileSync(path.join(dir, "expected.json"),
-                   JSON.stringify({ reference: "@lenml/tokenizers 3.7.2", ids, decoded }));
+                   JSON.stringify({ reference: "@lenml/tokenizers 3.7.2", ids, decoded, decoded_with_special }));
   console.log(`reference_ids: ${name}: ${ids.length} lines`);
 }
 

@@ -30,6 +30,7 @@ class JsonLoader {
     model_.bos_id = !model_.bos_ids.empty() ? model_.bos_ids.front() : model_.find("<s>").value_or(-1);
     model_.eos_id = model_.find("</s>").value_or(-1);
     model_.parse_special_by_default = true;  // as Hugging Face's encode() does
+    model_.special_text_ends_start = true;
     finish_model(model_, metaspace_to_space_, drop_leading_space_, std::nullopt);
   }
 

@@ -105,7 +105,9 @@ void append_piece_bytes(const TokenizerModel& model, int32_t id, bool skip_speci
   const PieceText& text = model.texts[id];
   switch (text.kind) {
     case PieceText::Kind::kSpecial:
-      if (!skip_special) pending += text.text;
+      if (skip_special) return;
+      pending += text.text;
+      if (model.special_text_ends_start && !text.text.empty()) at_start = false;
       return;
     case PieceText::Kind::kByte:
       pending.push_back(static_cast<char>(text.byte));

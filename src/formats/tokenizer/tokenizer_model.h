@@ -106,6 +106,9 @@ struct TokenizerModel {
   // Decoding.
   std::vector<PieceText> texts;  // by id
   bool drop_all_leading_spaces = false;  // SPM remove_extra_whitespaces: not just the first one
+  // HF decoders strip the prepended space only at the start of the whole output, so a special
+  // token kept as text ("<s>") ends the start; SentencePiece looks through control tokens.
+  bool special_text_ends_start = false;
 
   int32_t vocab_size() const { return static_cast<int32_t>(pieces.size()); }
   std::optional<int32_t> find(std::string_view piece) const {

@@ -47,14 +47,16 @@ TEST_P(TokenizerJsonReference, IdsMatchOnEveryCorpusLine) {
   EXPECT_EQ(same, corpus.size());
 }
 
-TEST_P(TokenizerJsonReference, DecodeMatchesReferenceWithSpecialTokensSkipped) {
-  const Tokenizer tok = Tokenizer::load(tokenizer_asset(GetParam() + "/tokenizer.json"));
-  const auto expected = read_json_asset(GetParam() + "/expected.json");
+// Decoding with special tokens skipped ("decoded") and kept as text ("decoded_with_special").
+void expect_decodes_match(const std::string& asset, const char* field, bool skip_special) {
+  const Tokenizer tok = Tokenizer::load(tokenizer_asset(asset + "/tokenizer.json"));
+  const auto expected = read_json_asset(asset + "/expected.json");
   const auto ids = expected_ids(expected);
-  const auto decoded = expected.at("decoded").get<std::vector<std::string>>();
+  const auto decoded = expected.at(field).get<std::vector<std::string>>();
+  ASSERT_EQ(decoded.size(), ids.size()) << field;
   size_t same = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
-    const std::string ours = tok.decode(ids[i], /*skip_special=*/true);
+    const std::string ours = tok.decode(ids[i], skip_special);
     if (ours == decoded[i]) {
       ++same;
     } else {
@@ -62,8 +64,16 @@ TEST_P(TokenizerJsonReference, DecodeMatchesReferenceWithSpecialTokensSkipped) {
                     << "\n  reference " << show(decoded[i]);
     }
   }
-  std::cout << GetParam() << ": " << same << "/" << ids.size() << " decodes identical\n";
+  std::cout << asset << ": " << same << "/" << ids.size() << " decodes identical (" << field << ")\n";
   EXPECT_EQ(same, ids.size());
+}
+
+TEST_P(TokenizerJsonReference, DecodeMatchesReferenceWithSpecialTokensSkipped) {
+  expect_decodes_match(GetParam(), "decoded", /*skip_special=*/true);
+}
+
+TEST_P(TokenizerJsonReference, DecodeMatchesReferenceWithSpecialTokensKept) {
+  expect_decodes_match(GetParam(), "decoded_with_special", /*skip_special=*/false);
 }
 
 INSTANTIATE_TEST_SUITE_P(Assets, TokenizerJsonReference,
@@ -158,8 +168,8 @@ TEST(TokenizerJson, SpecialTokensInText) {
   EXPECT_EQ(tok.encode("Hello</s>world", true, true), expected);
   const auto literal = tok.encode("Hello</s>world", true, false);
   EXPECT_EQ(std::count(literal.begin(), literal.end(), 2), 0);
-  EXPECT_EQ(tok.decode(literal), "<s>Hello</s>world");
-  EXPECT_EQ(tok.decode(expected), "<s>Hello</s> world");
+  EXPECT_EQ(tok.decode(literal), "<s> Hello</s>world");
+  EXPECT_EQ(tok.decode(expected), "<s> Hello</s> world");
   EXPECT_EQ(tok.decode(expected, /*skip_special=*/true), "Hello world");
 }
 

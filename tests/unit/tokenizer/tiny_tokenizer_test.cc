@@ -88,7 +88,7 @@ TEST_F(TokenizerTiny, AddedTokens) {
   EXPECT_EQ(tok.encode("<x>  a", false, false), (Ids{2, 0, 0, 0, 2, 5}));  // special text not parsed
   EXPECT_EQ(tok.encode("a  <y>", false, false), (Ids{5, 8}));     // non-special: always parsed
   EXPECT_FALSE(tok.is_special(8));
-  EXPECT_EQ(tok.decode(Ids{7, 5, 8}), "<x>a<y>");
+  EXPECT_EQ(tok.decode(Ids{7, 5, 8}), "<x> a<y>");  // Strip acts on the start of the whole text
   EXPECT_EQ(tok.decode(Ids{7, 5, 8}, true), "a<y>");
 }
 
