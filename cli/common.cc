@@ -1,0 +1,86 @@
+#include "common.h"
+
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "core/error.h"
+#include "runtime/id_list.h"
+
+namespace jetmoe::cli {
+
+void add_model_flag(CLI::App& app, std::string& dir) {
+  app.add_option("-m,--model", dir, "Checkpoint directory in the Hugging Face layout (config.json + safetensors)")
+      ->required()
+      ->type_name("DIR");
+}
+
+void check_model_dir(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) fail(dir, ": model directory does not exist");
+  if (!std::filesystem::is_directory(dir, ec)) fail(dir, ": not a directory (expected a model directory)");
+}
+
+void add_threads_flag(CLI::App& app, int& threads) {
+  threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  app.add_option("-t,--threads", threads, "Worker threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+}
+
+void add_sampling_flags(CLI::App& app, SamplingFlags& flags) {
+  SamplingParams& p = flags.params;
+  app.add_option("--temp,--temperature", p.temperature, "Sampling temperature; 0 = greedy (argmax)")
+      ->capture_default_str()->group("Sampling");
+  app.add_option("--top-k", p.top_k, "Keep the K most likely tokens; <= 0 = off")->capture_default_str()->group("Sampling");
+  app.add_option("--top-p", p.top_p, "Keep the smallest set of tokens with this probability mass; 1 = off")
+      ->capture_default_str()->group("Sampling");
+  app.add_option("--min-p", p.min_p, "Drop tokens less likely than this times the most likely one; 0 = off")
+      ->capture_default_str()->group("Sampling");
+  app.add_option("--repeat-penalty", p.repeat_penalty, "Penalty on recently seen tokens (CTRL style); 1 = off")
+      ->capture_default_str()->group("Sampling");
+  app.add_option("--repeat-last-n", p.repeat_last_n, "How many recent tokens the penalty looks at; 0 = off, -1 = all")
+      ->capture_default_str()->group("Sampling");
+  app.add_option("-s,--seed", flags.seed, "Random seed (default: drawn at random and printed)")->group("Sampling");
+}
+
+SamplingParams SamplingFlags::resolve() const {
+  SamplingParams p = params;
+  if (seed) {
+    p.seed = *seed;
+  } else {
+    std::random_device device;
+    p.seed = (uint64_t(device()) << 32) | device();
+    if (p.temperature > 0) std::cerr << "seed: " << p.seed << "\n";
+  }
+  try {
+    validate_sampling_params(p);
+  } catch (const Error& e) {
+    throw CLI::ValidationError(e.what());  // a bad flag value: usage error, exit 2
+  }
+  return p;
+}
+
+
+CLI::Validator id_list_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        try {
+          parse_id_list(text);
+        } catch (const Error& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "ID,ID,...");
+}
+
+bool has_tokenizer(const std::string& model_dir) {
+  std::error_code ec;
+  for (const char* name : {"tokenizer.json", "tokenizer.model"})
+    if (std::filesystem::is_regular_file(std::filesystem::path(model_dir) / name, ec)) return true;
+  return false;
+}
+
+}  // namespace jetmoe::cli

@@ -1,0 +1,56 @@
+// Pieces shared by the subcommands: the command table entry, flags that several commands
+// take (model directory, threads, sampling), and strict parsing of id lists.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/sampler.h"
+
+namespace jetmoe::cli {
+
+// A subcommand registers its flags on the parent app and returns the function that runs it
+// once the flags are parsed. Runners report failure by throwing: jetmoe::Error -> exit 1,
+// CLI::ParseError (a bad flag value found late) -> exit 2.
+struct Command {
+  CLI::App* app;
+  std::function<void()> run;
+};
+
+Command add_generate_command(CLI::App& parent);
+Command add_chat_command(CLI::App& parent);
+Command add_forward_command(CLI::App& parent);
+Command add_tokenize_command(CLI::App& parent);
+Command add_detokenize_command(CLI::App& parent);
+Command add_info_command(CLI::App& parent);
+Command add_init_command(CLI::App& parent);
+
+// -m/--model DIR (required). A missing directory is reported when loading (exit 1).
+void add_model_flag(CLI::App& app, std::string& dir);
+// Throws jetmoe::Error if `dir` is not an existing directory (a clearer message than the
+// missing config.json inside it would give).
+void check_model_dir(const std::string& dir);
+// --threads N, defaulting to the number of hardware threads.
+void add_threads_flag(CLI::App& app, int& threads);
+
+// Sampling flags; the seed is optional (random when absent, and then printed).
+struct SamplingFlags {
+  SamplingParams params;
+  std::optional<uint64_t> seed;
+  // The params with the seed resolved; prints a drawn seed to stderr so a run can be repeated.
+  SamplingParams resolve() const;
+};
+void add_sampling_flags(CLI::App& app, SamplingFlags& flags);
+
+// A CLI11 validator for comma-separated token ids (parse_id_list): "1,2,x" fails naming "x",
+// so a bad list is a usage error (exit 2).
+CLI::Validator id_list_validator();
+
+// Whether a model directory ships a tokenizer (tokenizer.json or tokenizer.model).
+bool has_tokenizer(const std::string& model_dir);
+
+}  // namespace jetmoe::cli

@@ -1,0 +1,72 @@
+// Runs the built `jetmoe` binary as a black box: arguments in; exit code, stdout and stderr out.
+#pragma once
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace jetmoe::e2e {
+
+struct CliResult {
+  int exit_code = -1;  // -1: did not exit normally (a crash is a test failure)
+  std::string out, err;
+};
+
+inline std::string read_whole_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs JETMOE_BINARY with `args`, feeding `input` on stdin.
+inline CliResult run_cli(const std::vector<std::string>& args, const std::string& input = "") {
+  static int counter = 0;
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("jetmoe_cli_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
+  std::filesystem::create_directories(dir);
+  const std::string in_path = (dir / "stdin").string(), out_path = (dir / "stdout").string(),
+                    err_path = (dir / "stderr").string();
+  std::ofstream(in_path, std::ios::binary) << input;
+
+  std::vector<std::string> argv_strings = {JETMOE_BINARY};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  CliResult result;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  } else {
+    result.err = "could not start " + argv_strings[0];
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  result.out = read_whole_file(out_path);
+  result.err += read_whole_file(err_path);
+  std::filesystem::remove_all(dir);
+  return result;
+}
+
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace jetmoe::e2e
