@@ -29,6 +29,7 @@ struct GenerateFlags {
   int64_t ctx_size = 0;
   bool no_bos = false;
   bool ignore_eos = false;
+  bool no_display_prompt = false;
 };
 
 void print_timings(const GenerationResult& r) {
@@ -87,6 +88,13 @@ void run_generate(const GenerateFlags& flags) {
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
     };
+    // Echo the prompt through the same decoder, so the continuation's first word keeps the
+    // space it has in decode(prompt + generated).
+    if (!flags.no_display_prompt) {
+      std::string shown;
+      for (const int32_t id : prompt) shown += decoder->push(id);
+      callbacks.on_text(shown);
+    }
   }
   const GenerationResult result =
       generate(session, sampler, prompt, options, decoder ? &*decoder : nullptr, callbacks);
@@ -118,6 +126,7 @@ Command add_generate_command(CLI::App& parent) {
                   "KV cache size in tokens (default: prompt + max tokens, at most max_position_embeddings)");
   app->add_flag("--no-bos", flags->no_bos, "Do not put BOS before the prompt text");
   app->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating after the end-of-sequence token");
+  app->add_flag("--no-display-prompt", flags->no_display_prompt, "Print only the generated text, not the prompt first");
   return {app, [flags] { run_generate(*flags); }};
 }
 

@@ -119,13 +119,24 @@ TEST_F(TextModel, TextGenerationAgreesWithTheIdCommands) {
   const std::vector<int32_t> ids = json::parse(by_text.out);
   ASSERT_EQ(ids.size(), 16u);
 
-  // The streamed text is the decoding of the generated ids.
-  const CliResult text = run_cli({"generate", "-m", model(), "-p", prompt, "-n", "16", "--temp", "0", "--ignore-eos"});
+  // The streamed text is the decoding of the generated ids, after the prompt unless asked not to.
+  const CliResult text = run_cli({"generate", "-m", model(), "-p", prompt, "-n", "16", "--temp", "0", "--ignore-eos",
+                                  "--no-display-prompt"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   r = run_cli({"detokenize", "--tokenizer", model(), "--ids", json(ids).dump(), "--skip-special"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(text.out, r.out);
   EXPECT_GT(text.out.size(), 16u);
+
+  const CliResult with_prompt = run_cli({"generate", "-m", model(), "-p", prompt, "-n", "16", "--temp", "0",
+                                         "--ignore-eos"});
+  ASSERT_EQ(with_prompt.exit_code, 0) << with_prompt.err;
+  std::vector<int32_t> all_ids = json::parse(prompt_ids);
+  all_ids.insert(all_ids.end(), ids.begin(), ids.end());
+  r = run_cli({"detokenize", "--tokenizer", model(), "--ids", json(all_ids).dump(), "--skip-special"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(with_prompt.out, r.out);
+  EXPECT_EQ(with_prompt.out.rfind(prompt, 0), 0u) << with_prompt.out;
 
   // --no-bos changes the prompt and so (almost surely) the continuation's first logits.
   const CliResult no_bos = run_cli({"generate", "-m", model(), "-p", prompt, "-n", "16", "--temp", "0",
@@ -137,7 +148,7 @@ TEST_F(TextModel, TextGenerationAgreesWithTheIdCommands) {
 
 TEST_F(TextModel, StopStringsCutTheTextBeforeThem) {
   const std::vector<std::string> base = {"generate", "-m", model(), "-p", "The weather today", "-n", "24",
-                                         "--temp", "0", "--ignore-eos"};
+                                         "--temp", "0", "--ignore-eos", "--no-display-prompt"};
   const CliResult full = run_cli(base);
   ASSERT_EQ(full.exit_code, 0) << full.err;
   const std::string text = full.out.substr(0, full.out.size() - 1);  // without the final newline
@@ -189,7 +200,7 @@ TEST_F(TextModel, ChatKeepsHistoryResetsAndQuits) {
 
   // The first reply is what generate gives for the Zephyr-formatted prompt.
   const CliResult direct = run_cli({"generate", "-m", model(), "-p", "<|user|>\nHello</s>\n<|assistant|>\n", "-n",
-                                    "6", "--temp", "0"});
+                                    "6", "--temp", "0", "--no-display-prompt"});
   ASSERT_EQ(direct.exit_code, 0) << direct.err;
   EXPECT_EQ(direct.out, replies[0] + "\n");
 
