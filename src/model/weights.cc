@@ -11,6 +11,15 @@ std::string layer_name(int64_t layer, const char* suffix) {
   return str_cat("model.layers.", layer, ".", suffix);
 }
 
+// Tensors a checkpoint may carry that are not parameters of this config, and that HF ignores
+// too: a head saved beside tied embeddings (HF re-ties it to the embedding after loading) and
+// RoPE frequency buffers that older exports saved (we compute them from rope_theta).
+bool ignored_extra_tensor(const JetMoeConfig& config, const std::string& name) {
+  if (name == "lm_head.weight") return config.tie_word_embeddings;
+  const std::string buffer = ".rotary_emb.inv_freq";
+  return name.size() > buffer.size() && name.compare(name.size() - buffer.size(), buffer.size(), buffer) == 0;
+}
+
 }  // namespace
 
 std::vector<ParamSpec> param_specs(const JetMoeConfig& c) {
@@ -51,10 +60,7 @@ ModelWeights bind_weights(const JetMoeConfig& config, const TensorStore& store) 
     bound[spec.name] = view;
   }
   for (const std::string& name : store.names()) {
-    if (bound.count(name)) continue;
-    if (name == "lm_head.weight" && config.tie_word_embeddings)
-      fail(store.file_of(name), ": tensor 'lm_head.weight' present but config.json says tie_word_embeddings=true; "
-           "set it to false to use a separate head");
+    if (bound.count(name) || ignored_extra_tensor(config, name)) continue;
     fail(store.file_of(name), ": unexpected tensor '", name, "' (not part of a JetMoE model with this config)");
   }
 
