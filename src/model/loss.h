@@ -12,4 +12,9 @@ namespace jetmoe {
 // labels, like HF's -100). logits: [T, V]. Returns the sum and, through *count, how many terms.
 double next_token_nll_sum(const FloatTensor& logits, std::span<const int64_t> targets, int64_t* count);
 
+// The same sum, and its gradient scaled by `scale` (e.g. 1 / scored tokens of the batch for a
+// mean): dlogits [T, V] assigned, zero on rows that score nothing.
+double next_token_nll_sum_backward(const FloatTensor& logits, std::span<const int64_t> targets, double scale,
+                                   FloatTensor& dlogits, int64_t* count);
+
 }  // namespace jetmoe

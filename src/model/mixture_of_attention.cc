@@ -42,7 +42,8 @@ void attend(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const fl
 }  // namespace
 
 Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const kernels::Rope& rope, const float* h,
-                             int64_t T, KvCache& cache, int64_t layer, float* y, ThreadPool& pool) {
+                             int64_t T, KvCache& cache, int64_t layer, float* y, ThreadPool& pool,
+                             AttentionTape* tape) {
   const int64_t d = c.hidden_size, k = c.top_k, H = c.num_kv_heads, D = c.head_dim, HD = c.kv_proj_size();
   const int64_t start = cache.length();
   Routing routing = route(h, T, w.attn_router, k, pool);
@@ -74,6 +75,13 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
   std::fill(y, y + T * d, 0.0f);
   combine_gated(routing, projected.data(), d, y);
   kernels::add_bias(y, T, d, w.attn_bias);
+  if (tape) {
+    tape->queries = std::move(q);
+    tape->keys.assign(keys + start * HD, keys + (start + T) * HD);
+    tape->values.assign(values + start * HD, values + (start + T) * HD);
+    tape->heads = std::move(heads);
+    tape->projected = std::move(projected);
+  }
   return routing;
 }
 

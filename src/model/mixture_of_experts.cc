@@ -8,7 +8,7 @@
 namespace jetmoe {
 
 Routing mixture_of_experts(const LayerWeights& w, const JetMoeConfig& c, const float* h, int64_t T, float* y,
-                           ThreadPool& pool) {
+                           ThreadPool& pool, ExpertsTape* tape) {
   const int64_t d = c.hidden_size, F = c.intermediate_size, k = c.top_k;
   Routing routing = route(h, T, w.mlp_router, k, pool);
 
@@ -22,6 +22,11 @@ Routing mixture_of_experts(const LayerWeights& w, const JetMoeConfig& c, const f
   std::fill(y, y + T * d, 0.0f);
   combine_gated(routing, down.data(), d, y);
   kernels::add_bias(y, T, d, w.mlp_bias);  // once, after the gated sum (P7)
+  if (tape) {
+    tape->up = std::move(up);
+    tape->act = std::move(act);
+    tape->down = std::move(down);
+  }
   return routing;
 }
 

@@ -3,12 +3,14 @@
 
 #include "model/kv_cache.h"
 #include "model/router.h"
+#include "model/tape.h"
 #include "model/weights.h"
 
 namespace jetmoe {
 
 // h: [T, d] normalised input; y: [T, d] output (assigned, not accumulated). Returns the routing.
+// With a tape, also keeps what the backward needs (the routing is left to the caller).
 Routing mixture_of_experts(const LayerWeights& w, const JetMoeConfig& config, const float* h, int64_t T, float* y,
-                           ThreadPool& pool);
+                           ThreadPool& pool, ExpertsTape* tape = nullptr);
 
 }  // namespace jetmoe

@@ -16,7 +16,7 @@ Model::Model(JetMoeConfig config, TensorStore store)
     : config_(config), store_(std::move(store)), weights_(bind_weights(config_, store_)) {}
 
 void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor& logits, ThreadPool& pool,
-                    LogitsMode mode, ForwardObserver* observer) const {
+                    LogitsMode mode, ForwardObserver* observer, ForwardTape* tape) const {
   const JetMoeConfig& c = config_;
   const int64_t T = int64_t(tokens.size()), d = c.hidden_size, V = c.vocab_size;
   const int64_t start = cache.length();
@@ -28,6 +28,12 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
     fail("context overflow: ", start, " cached + ", T, " new tokens exceed the KV cache size ", cache.capacity());
   if (start + T > c.max_position_embeddings)
     fail("context overflow: ", start + T, " positions exceed max_position_embeddings ", c.max_position_embeddings);
+  if (tape) {
+    if (start != 0) fail("forward: a training forward (with a tape) needs an empty KV cache, got ", start, " cached");
+    if (mode != LogitsMode::All) fail("forward: a training forward (with a tape) needs the logits of every position");
+    tape->tokens.assign(tokens.begin(), tokens.end());
+    tape->layers.assign(size_t(c.num_layers), LayerTape{});
+  }
 
   auto observe = [&](const char* name, int layer, const float* data, Shape shape) {
     if (observer) observer->observe(name, layer, data, shape);
@@ -42,16 +48,22 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
     const int layer = int(l);
+    LayerTape* lt = tape ? &tape->layers[size_t(l)] : nullptr;
 
     kernels::rmsnorm(x.data(), w.input_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
-    Routing attn = mixture_of_attention(w, c, rope, normed.data(), T, cache, l, branch.data(), pool);
+    if (lt) { lt->attn_in = x; lt->attn_norm = normed; }
+    Routing attn = mixture_of_attention(w, c, rope, normed.data(), T, cache, l, branch.data(), pool,
+                                        lt ? &lt->attn : nullptr);
     observe("attn_router_logits", layer, attn.logits.data(), {T, c.num_experts});
+    if (lt) lt->attn.routing = std::move(attn);
     observe("attn_out", layer, branch.data(), {T, d});
     for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
 
     kernels::rmsnorm(x.data(), w.post_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
-    Routing mlp = mixture_of_experts(w, c, normed.data(), T, branch.data(), pool);
+    if (lt) { lt->mlp_in = x; lt->mlp_norm = normed; }
+    Routing mlp = mixture_of_experts(w, c, normed.data(), T, branch.data(), pool, lt ? &lt->mlp : nullptr);
     observe("mlp_router_logits", layer, mlp.logits.data(), {T, c.num_experts});
+    if (lt) lt->mlp.routing = std::move(mlp);
     observe("mlp_out", layer, branch.data(), {T, d});
     for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
     observe("hidden", layer, x.data(), {T, d});
@@ -61,6 +73,7 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
   const int64_t first = mode == LogitsMode::All ? 0 : T - 1;
   const int64_t rows = T - first;
   kernels::rmsnorm(x.data() + first * d, weights_.final_norm, c.rms_norm_eps, rows, d, normed.data());
+  if (tape) { tape->final_in = x; tape->final_norm = normed; }
   logits = FloatTensor({rows, V});
   kernels::matmul_xwT(normed.data(), d, rows, weights_.lm_head, logits.data(), V, pool);
   observe("logits", -1, logits.data(), {rows, V});

@@ -13,6 +13,7 @@
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "model/kv_cache.h"
+#include "model/tape.h"
 #include "model/weights.h"
 
 namespace jetmoe {
@@ -39,8 +40,11 @@ class Model {
   // Runs `tokens` at positions cache.length() ... and appends their K/V to `cache`.
   // logits: [T, V] (All) or [1, V] (Last). Throws on ids outside the vocabulary or when the
   // cache (or max_position_embeddings) would overflow.
+  // A training forward passes a tape: it records what backward() needs and requires an empty
+  // cache (the whole sequence from position 0) and LogitsMode::All.
   void forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor& logits, ThreadPool& pool,
-               LogitsMode mode = LogitsMode::All, ForwardObserver* observer = nullptr) const;
+               LogitsMode mode = LogitsMode::All, ForwardObserver* observer = nullptr,
+               ForwardTape* tape = nullptr) const;
 
   KvCache make_cache(int64_t capacity) const { return KvCache(config_, capacity); }
 

@@ -19,10 +19,7 @@ float dot(const float* a, const float* b, int64_t n) {
 
 constexpr int64_t kRowTile = 16;  // weight rows converted to fp32 at a time, then reused for every token
 
-// One tile of output rows [o0, o1) for all T tokens. Cloned per instruction set (chosen at load
-// time) so the conversion and dot loops vectorise with the widest registers the CPU has; the
-// SIMD kernels of the performance work replace this.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+// One tile of output rows [o0, o1) for all T tokens.
 void matmul_tile(const float* x, int64_t x_stride, int64_t T, const TensorView& W, int64_t o0, int64_t o1,
                  float* scratch, float* y, int64_t y_stride) {
   const int64_t in = W.shape[1];
@@ -80,6 +77,14 @@ Rope::Rope(int64_t head_dim, double theta) : half_(head_dim / 2), inv_freq_(size
   JM_CHECK(head_dim % 2 == 0, "RoPE needs an even head dim, got ", head_dim);
   for (int64_t i = 0; i < half_; ++i)
     inv_freq_[size_t(i)] = 1.0f / std::pow(float(theta), float(2 * i) / float(head_dim));
+}
+
+void Rope::cos_sin(int64_t pos, float* cos, float* sin) const {
+  for (int64_t i = 0; i < half_; ++i) {
+    const float angle = float(pos) * inv_freq_[size_t(i)];
+    cos[i] = std::cos(angle);
+    sin[i] = std::sin(angle);
+  }
 }
 
 void Rope::apply(float* head, int64_t pos) const {

@@ -1,6 +1,6 @@
 // Plain C++ kernels of every op the JetMoE forward needs: fp32 compute over F32/BF16/F16 weights.
-// They are the oracles that SIMD kernels are tested against, so clarity beats speed here, but
-// the loops are laid out so the compiler vectorises them and the pool splits the work.
+// They are the oracles that the SIMD kernels of kernels/cpu (behind kernels/ops.h) are tested
+// against, so clarity beats speed here: no intrinsics, no instruction-set clones.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,10 @@ class Rope {
  public:
   Rope(int64_t head_dim, double theta);
   void apply(float* head, int64_t pos) const;
+
+  int64_t half() const { return half_; }
+  // cos / sin of the `half` angles at `pos`, exactly as apply() computes them.
+  void cos_sin(int64_t pos, float* cos, float* sin) const;
 
  private:
   int64_t half_;
