@@ -95,6 +95,16 @@ TensorStore TensorStore::open_file(const std::string& path) {
   return store;
 }
 
+TensorStore TensorStore::from_views(const std::vector<NamedTensor>& tensors, const std::string& source) {
+  TensorStore store;
+  store.source_ = source;
+  for (const NamedTensor& t : tensors) {
+    if (!store.tensors_.emplace(t.name, t.view).second) fail(source, ": tensor '", t.name, "' given twice");
+    store.file_of_.emplace(t.name, source);
+  }
+  return store;
+}
+
 TensorStore TensorStore::open_dir(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail(dir, exists(dir) ? ": not a directory" : ": checkpoint directory does not exist");

@@ -21,6 +21,9 @@ class TensorStore {
   static TensorStore open_dir(const std::string& dir);
   // A single safetensors file.
   static TensorStore open_file(const std::string& path);
+  // Views of memory the caller owns and keeps alive (e.g. a trainer's fp32 master weights, which
+  // the model then reads in place). `source` names them in error messages.
+  static TensorStore from_views(const std::vector<NamedTensor>& tensors, const std::string& source);
 
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
   // Throws an Error naming the tensor (and where it was looked for) if absent.
