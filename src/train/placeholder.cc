@@ -1,0 +1,1 @@
+// Placeholder so the train library has a source until the trainer lands.
