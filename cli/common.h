@@ -28,6 +28,10 @@ Command add_tokenize_command(CLI::App& parent);
 Command add_detokenize_command(CLI::App& parent);
 Command add_info_command(CLI::App& parent);
 Command add_init_command(CLI::App& parent);
+Command add_serve_command(CLI::App& parent);
+Command add_bench_command(CLI::App& parent);
+Command add_prepare_command(CLI::App& parent);
+Command add_train_command(CLI::App& parent);
 
 // -m/--model DIR (required). A missing directory is reported when loading (exit 1).
 void add_model_flag(CLI::App& app, std::string& dir);

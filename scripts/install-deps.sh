@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing jetmoe.cpp needs on a fresh Debian 12 machine:
-# the toolchain and libraries (apt), and the tokenizer test assets (npm; see tools/tokenizer).
+# the toolchain and libraries (apt), the tokenizer test assets (npm; see tools/tokenizer) and the
+# Brown corpus for the training demo (npm; see tools/brown).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev googletest libgtest-dev
-          sentencepiece libsentencepiece-dev)
+          sentencepiece libsentencepiece-dev libcpp-httplib-dev curl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +21,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Test-only clients of `jetmoe serve` (tools/serve): the official OpenAI SDK.
+if [ -f tools/serve/package-lock.json ] && { [ ! -d tools/serve/node_modules/openai ] ||
+     [ tools/serve/package-lock.json -nt tools/serve/node_modules/.package-lock.json ]; }; then
+  (cd tools/serve && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 if [ -x tools/tokenizer/fetch_assets.sh ]; then
   tools/tokenizer/fetch_assets.sh build/tokenizer-assets
+fi
+if [ -x tools/brown/fetch.sh ]; then
+  tools/brown/fetch.sh build/brown
 fi

@@ -68,7 +68,7 @@ LossTerms backward(const JetMoeConfig& c, const ModelWeights& weights, std::span
     fail("backward: ", B, " tapes but ", logits.size(), " logits and ", labels.size(), " label rows");
   for (int64_t b = 0; b < B; ++b) {
     const int64_t T = int64_t(tapes[size_t(b)].tokens.size());
-    if (int64_t(labels[size_t(b)].size()) != T)
+    if (int64_t(labels[size_t(b)].size()) != T && int64_t(labels[size_t(b)].size()) != T + 1)
       fail("backward: sequence ", b, " has ", T, " tokens but ", labels[size_t(b)].size(), " labels");
     if (logits[size_t(b)].shape != Shape{T, V} || int64_t(tapes[size_t(b)].layers.size()) != L)
       fail("backward: sequence ", b, " was not recorded by a full training forward of this model");
@@ -150,7 +150,7 @@ LossTerms forward_backward(const Model& model, std::span<const TrainingSequence>
   std::vector<FloatTensor> logits(batch.size());
   std::vector<std::span<const int64_t>> labels;
   for (size_t b = 0; b < batch.size(); ++b) {
-    if (batch[b].labels.size() != batch[b].tokens.size())
+    if (batch[b].labels.size() != batch[b].tokens.size() && batch[b].labels.size() != batch[b].tokens.size() + 1)
       fail("training sequence ", b, ": ", batch[b].tokens.size(), " tokens but ", batch[b].labels.size(), " labels");
     KvCache cache = model.make_cache(std::max<int64_t>(1, int64_t(batch[b].tokens.size())));
     model.forward(batch[b].tokens, cache, logits[b], pool, LogitsMode::All, nullptr, &tapes[b]);

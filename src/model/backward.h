@@ -36,8 +36,9 @@ struct LossTerms {
   std::vector<std::vector<double>> expert_fraction;
 };
 
-// One training sequence. labels has one entry per token, aligned with the tokens (HF convention):
-// the logits at position t are scored against labels[t + 1]; a negative label is ignored.
+// One training sequence. labels are aligned with the tokens (HF convention): the logits at
+// position t are scored against labels[t + 1]; a negative label is ignored. labels has one entry
+// per token, or one more when the token after the sequence is known (packed training windows).
 struct TrainingSequence {
   std::span<const int32_t> tokens;
   std::span<const int64_t> labels;

@@ -1,28 +1,43 @@
 #include "model/expert_products.h"
 
-#include "kernels/ref/ops.h"
+#include <algorithm>
+
+#include "kernels/ops.h"
 
 namespace jetmoe {
 
 void expert_matmul(const Routing& r, const float* in, int64_t in_stride, bool per_assignment, const TensorView& W,
-                   float* out, ThreadPool& pool) {
+                   float* out, ThreadPool& pool, const ops::MatmulOptions& matmul) {
   const int64_t out_dim = W.shape[1], in_dim = W.shape[2];
-  std::vector<float> gathered, produced;
-  for (int64_t e = 0; e < r.num_experts; ++e) {
-    const int64_t n = r.count(e);
-    if (n == 0) continue;
-    const int64_t* assignments = r.by_expert.data() + r.offsets[size_t(e)];
-    gathered.resize(size_t(n * in_dim));
-    produced.resize(size_t(n * out_dim));
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t a = assignments[i];
+  const int64_t total = int64_t(r.by_expert.size());
+  // Prefill moves megabytes here: both threads copy; decoding's few rows are not worth a wake-up.
+  const bool parallel = total * std::max(in_dim, out_dim) >= (1 << 16);
+  const auto for_rows = [&](const auto& copy_rows) {
+    if (parallel) pool.parallel_for(total, copy_rows);
+    else copy_rows(0, total);
+  };
+  // Rows of every assignment in by_expert order: expert e's block starts at offsets[e].
+  std::vector<float> gathered(size_t(total * in_dim)), produced(size_t(total * out_dim));
+  for_rows([&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t a = r.by_expert[size_t(i)];
       const float* src = in + (per_assignment ? a : a / r.top_k) * in_stride;
       std::copy(src, src + in_dim, gathered.data() + i * in_dim);
     }
-    kernels::matmul_xwT(gathered.data(), in_dim, n, W.slice0(e), produced.data(), out_dim, pool);
-    for (int64_t i = 0; i < n; ++i)
-      std::copy(produced.data() + i * out_dim, produced.data() + (i + 1) * out_dim, out + assignments[i] * out_dim);
+  });
+  // One job per expert with work, all in one parallel pass.
+  std::vector<ops::MatmulJob> jobs;
+  for (int64_t e = 0; e < r.num_experts; ++e) {
+    const int64_t first = r.offsets[size_t(e)];
+    if (r.count(e) > 0)
+      jobs.push_back({gathered.data() + first * in_dim, in_dim, r.count(e), W.slice0(e),
+                      produced.data() + first * out_dim, out_dim});
   }
+  ops::matmul_xwT_grouped(jobs, pool, matmul);
+  for_rows([&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      std::copy(produced.data() + i * out_dim, produced.data() + (i + 1) * out_dim, out + r.by_expert[size_t(i)] * out_dim);
+  });
 }
 
 void combine_gated(const Routing& r, const float* rows, int64_t d, float* y) {

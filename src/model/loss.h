@@ -8,8 +8,9 @@
 
 namespace jetmoe {
 
-// Sum over t < T-1 of -log softmax(logits[t])[targets[t + 1]], skipping targets < 0 (ignored
-// labels, like HF's -100). logits: [T, V]. Returns the sum and, through *count, how many terms.
+// Sum over t of -log softmax(logits[t])[targets[t + 1]], skipping targets < 0 (ignored labels,
+// like HF's -100). logits: [T, V]; targets: T entries (HF labels, the last position unscored) or
+// T + 1 (the token after the window too). Returns the sum and, through *count, how many terms.
 double next_token_nll_sum(const FloatTensor& logits, std::span<const int64_t> targets, int64_t* count);
 
 // The same sum, and its gradient scaled by `scale` (e.g. 1 / scored tokens of the batch for a

@@ -1,7 +1,7 @@
 #include "model/model.h"
 
 #include "core/error.h"
-#include "kernels/ref/ops.h"
+#include "kernels/ops.h"
 #include "model/mixture_of_attention.h"
 #include "model/mixture_of_experts.h"
 
@@ -40,7 +40,7 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
   };
 
   std::vector<float> x(size_t(T * d));  // residual stream [T, d]
-  for (int64_t t = 0; t < T; ++t) kernels::load_row(weights_.embed, tokens[size_t(t)], x.data() + t * d);
+  for (int64_t t = 0; t < T; ++t) ops::load_row(weights_.embed, tokens[size_t(t)], x.data() + t * d);
   observe("embeddings", -1, x.data(), {T, d});
 
   const kernels::Rope rope(c.head_dim, c.rope_theta);
@@ -50,18 +50,19 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
     const int layer = int(l);
     LayerTape* lt = tape ? &tape->layers[size_t(l)] : nullptr;
 
-    kernels::rmsnorm(x.data(), w.input_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
+    ops::rmsnorm(x.data(), w.input_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
     if (lt) { lt->attn_in = x; lt->attn_norm = normed; }
     Routing attn = mixture_of_attention(w, c, rope, normed.data(), T, cache, l, branch.data(), pool,
-                                        lt ? &lt->attn : nullptr);
+                                        lt ? &lt->attn : nullptr, matmul_options_);
     observe("attn_router_logits", layer, attn.logits.data(), {T, c.num_experts});
     if (lt) lt->attn.routing = std::move(attn);
     observe("attn_out", layer, branch.data(), {T, d});
     for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
 
-    kernels::rmsnorm(x.data(), w.post_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
+    ops::rmsnorm(x.data(), w.post_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
     if (lt) { lt->mlp_in = x; lt->mlp_norm = normed; }
-    Routing mlp = mixture_of_experts(w, c, normed.data(), T, branch.data(), pool, lt ? &lt->mlp : nullptr);
+    Routing mlp = mixture_of_experts(w, c, normed.data(), T, branch.data(), pool, lt ? &lt->mlp : nullptr,
+                                     matmul_options_);
     observe("mlp_router_logits", layer, mlp.logits.data(), {T, c.num_experts});
     if (lt) lt->mlp.routing = std::move(mlp);
     observe("mlp_out", layer, branch.data(), {T, d});
@@ -72,10 +73,10 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
 
   const int64_t first = mode == LogitsMode::All ? 0 : T - 1;
   const int64_t rows = T - first;
-  kernels::rmsnorm(x.data() + first * d, weights_.final_norm, c.rms_norm_eps, rows, d, normed.data());
+  ops::rmsnorm(x.data() + first * d, weights_.final_norm, c.rms_norm_eps, rows, d, normed.data());
   if (tape) { tape->final_in = x; tape->final_norm = normed; }
   logits = FloatTensor({rows, V});
-  kernels::matmul_xwT(normed.data(), d, rows, weights_.lm_head, logits.data(), V, pool);
+  ops::matmul_xwT(normed.data(), d, rows, weights_.lm_head, logits.data(), V, pool, matmul_options_);
   observe("logits", -1, logits.data(), {rows, V});
 }
 

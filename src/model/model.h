@@ -12,6 +12,7 @@
 #include "core/tensor.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
+#include "kernels/ops.h"
 #include "model/kv_cache.h"
 #include "model/tape.h"
 #include "model/weights.h"
@@ -48,10 +49,16 @@ class Model {
 
   KvCache make_cache(int64_t capacity) const { return KvCache(config_, capacity); }
 
+  // How the weight products of forward() treat activations (ops::Activations): fp32 by
+  // default; BF16 runs prefill on bf16 dot products with HF's bf16 rounding.
+  void set_matmul_options(const ops::MatmulOptions& options) { matmul_options_ = options; }
+  const ops::MatmulOptions& matmul_options() const { return matmul_options_; }
+
  private:
   JetMoeConfig config_;
   TensorStore store_;
   ModelWeights weights_;
+  ops::MatmulOptions matmul_options_;
 };
 
 }  // namespace jetmoe

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "kernels/ref/ops.h"
+#include "kernels/ops.h"
 
 namespace jetmoe {
 
@@ -15,7 +15,7 @@ Routing route(const float* h, int64_t T, const TensorView& router_weight, int64_
   r.num_experts = E;
   r.top_k = top_k;
   r.logits.resize(size_t(T * E));
-  kernels::matmul_xwT(h, d, T, router_weight, r.logits.data(), E, pool);
+  ops::matmul_xwT(h, d, T, router_weight, r.logits.data(), E, pool);
 
   r.expert.resize(size_t(T * top_k));
   r.gate.resize(size_t(T * top_k));
@@ -31,7 +31,7 @@ Routing route(const float* h, int64_t T, const TensorView& router_weight, int64_
       r.expert[size_t(t * top_k + s)] = ids[size_t(s)];
       gates[s] = row[ids[size_t(s)]];
     }
-    kernels::softmax(gates, top_k);
+    ops::softmax(gates, top_k);
   }
 
   // Counting sort of assignments by expert.

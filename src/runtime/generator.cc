@@ -64,7 +64,7 @@ GenerationResult generate(LogitsSource& source, Sampler& sampler, std::span<cons
   int64_t position = int64_t(prompt.size());
   result.finish_reason = FinishReason::Length;
   while (options.max_new_tokens < 0 || result.generated_tokens() < options.max_new_tokens) {
-    const int32_t id = sampler.sample(logits, history);
+    const int32_t id = sampler.sample(logits, history, result.tokens);
     result.tokens.push_back(id);
     history.push_back(id);
     if (callbacks.on_token) callbacks.on_token(id);

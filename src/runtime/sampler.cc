@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "runtime/penalties.h"
 
 namespace jetmoe {
 
@@ -21,6 +22,10 @@ void validate_sampling_params(const SamplingParams& p) {
   if (p.repeat_last_n < -1)
     fail("sampling parameter repeat_last_n must be >= -1 (-1 = whole history, 0 = off), got ",
          p.repeat_last_n);
+  if (!(p.presence_penalty >= -2.0f && p.presence_penalty <= 2.0f))
+    fail("sampling parameter presence_penalty must be in [-2, 2], got ", p.presence_penalty);
+  if (!(p.frequency_penalty >= -2.0f && p.frequency_penalty <= 2.0f))
+    fail("sampling parameter frequency_penalty must be in [-2, 2], got ", p.frequency_penalty);
 }
 
 void apply_repetition_penalty(std::vector<Candidate>& candidates, std::span<const int32_t> history,
@@ -97,7 +102,8 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 
 double Sampler::next_uniform() { return double(rng_() >> 11) * 0x1.0p-53; }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history,
+                        std::span<const int32_t> generated) {
   if (logits.empty()) fail("sampler: empty logits row");
   candidates_.clear();
   candidates_.reserve(logits.size());
@@ -111,6 +117,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   }
   if (!any_finite) fail("sampler: every logit is -inf");
   apply_repetition_penalty(candidates_, history, params_.repeat_penalty, params_.repeat_last_n);
+  apply_presence_frequency_penalties(candidates_, generated, params_.presence_penalty, params_.frequency_penalty);
 
   if (params_.temperature == 0.0f) {
     return std::min_element(candidates_.begin(), candidates_.end(), ranks_before)->id;

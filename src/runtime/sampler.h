@@ -1,5 +1,6 @@
 // Token sampling from a logits row, in the order of llama.cpp's common chain:
-// repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw.
+// penalties (repetition; presence and frequency, see penalties.h) -> top-k -> top-p -> min-p
+// -> temperature -> draw.
 // Deterministic from the seed: each Sampler owns its random stream, nothing is global.
 #pragma once
 
@@ -17,6 +18,8 @@ struct SamplingParams {
   float min_p = 0.05f;         // in [0, 1]; <= 0: off
   float repeat_penalty = 1.0f; // > 0; 1: off
   int repeat_last_n = 64;      // tokens of history the penalty looks at; 0: off, -1: all
+  float presence_penalty = 0.0f;   // OpenAI's, in [-2, 2]; 0: off (penalties.h)
+  float frequency_penalty = 0.0f;  // OpenAI's, in [-2, 2]; 0: off
   uint64_t seed = 0;
 };
 
@@ -55,9 +58,11 @@ class Sampler {
 
   const SamplingParams& params() const { return params_; }
 
-  // Picks the next token from `logits` [V]; `history` is what the penalty looks at
-  // (the prompt and the tokens generated so far).
-  int32_t sample(std::span<const float> logits, std::span<const int32_t> history = {});
+  // Picks the next token from `logits` [V]; `history` is what the repetition penalty looks at
+  // (the prompt and the tokens generated so far), `generated` what the presence and frequency
+  // penalties count (only the tokens sampled so far).
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history = {},
+                 std::span<const int32_t> generated = {});
 
  private:
   // Uniform double in [0, 1) from 53 random bits (same on every platform).

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
+#include "model/loss.h"
 #include "model/model.h"
 #include "model_test_util.h"
 
@@ -44,6 +45,36 @@ TEST(InMemoryWeights, MatchTheCheckpointAndSeeUpdatesInPlace) {
 
   std::vector<NamedTensor> twice = {views[0], views[0]};
   EXPECT_THROW(TensorStore::from_views(twice, "dup"), Error);
+}
+
+}  // namespace
+}  // namespace jetmoe
+
+namespace jetmoe {
+namespace {
+
+// Packed training windows know the token after the window: T positions with T + 1 targets score
+// T terms, exactly as a forward over all T + 1 tokens with HF-style labels would.
+TEST(CrossEntropy, OneMoreTargetThanPositionsScoresTheLastPosition) {
+  auto model = Model::load(kFixture);
+  ThreadPool pool(1);
+  const std::vector<int32_t> window = {1, 7, 3, 9, 4, 11};
+  const std::span<const int32_t> inputs(window.data(), window.size() - 1);
+  const std::vector<int64_t> targets(window.begin(), window.end());
+
+  FloatTensor short_logits, long_logits;
+  KvCache a = model->make_cache(8), b = model->make_cache(8);
+  model->forward(inputs, a, short_logits, pool);
+  model->forward(window, b, long_logits, pool);
+  int64_t n_short = 0, n_long = 0;
+  const double short_nll = next_token_nll_sum(short_logits, targets, &n_short);
+  const double long_nll = next_token_nll_sum(long_logits, targets, &n_long);
+  EXPECT_EQ(n_short, 5);
+  EXPECT_EQ(n_long, 5);
+  EXPECT_NEAR(short_nll, long_nll, 1e-4);
+
+  const std::vector<int64_t> too_many(8, 1);
+  EXPECT_THROW(next_token_nll_sum(short_logits, too_many, nullptr), Error);
 }
 
 }  // namespace

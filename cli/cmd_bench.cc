@@ -1,0 +1,61 @@
+// jetmoe bench: pp / tg tokens per second next to this machine's bounds (see runtime/bench).
+#include <iostream>
+#include <thread>
+
+#include "common.h"
+#include "runtime/bench/bench.h"
+
+namespace jetmoe::cli {
+
+Command add_bench_command(CLI::App& parent) {
+  struct Flags {
+    BenchOptions options;
+    std::vector<std::string> activations = {"f32"};
+    size_t bandwidth_mib = 512;
+    bool json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  BenchOptions& o = flags->options;
+  o.threads = {int(std::max(1u, std::thread::hardware_concurrency()))};
+  CLI::App* app = parent.add_subcommand(
+      "bench", "Measure prompt processing (pp) and generation (tg) tokens/s against the machine's bounds");
+  app->add_option("-m,--model", o.models, "Checkpoint directory; repeat for several models")
+      ->required()
+      ->type_name("DIR");
+  app->add_option("-t,--threads", o.threads, "Thread counts, comma-separated (e.g. 1,2)")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens of the pp test; 0 = skip it")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+  app->add_option("-n,--n-gen", o.n_gen, "Generated tokens of the tg test; 0 = skip it")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+  app->add_option("-r,--repetitions", o.reps, "Repetitions of each test (mean ± std over them)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app->add_option("-a,--activations", flags->activations,
+                  "Activations of the weight products, comma-separated: f32 (exact) and/or bf16 (prefill on "
+                  "bf16 dot products)")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  app->add_option("--seed", o.seed, "Seed of the random token ids")->capture_default_str();
+  app->add_option("--bandwidth-mib", flags->bandwidth_mib,
+                  "Buffer read to measure memory bandwidth, MiB (well beyond the last-level cache)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
+  app->add_flag("--json", flags->json, "Print JSON instead of markdown tables");
+  return {app, [flags] {
+            for (const std::string& dir : flags->options.models) check_model_dir(dir);
+            flags->options.bandwidth_bytes = flags->bandwidth_mib << 20;
+            flags->options.activations.clear();
+            for (const std::string& a : flags->activations)
+              flags->options.activations.push_back(a == "bf16" ? ops::Activations::BF16 : ops::Activations::F32);
+            const BenchReport report = run_bench(flags->options, &std::cerr);
+            std::cout << (flags->json ? bench_json(report) : bench_markdown(report));
+          }};
+}
+
+}  // namespace jetmoe::cli

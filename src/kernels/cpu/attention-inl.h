@@ -1,0 +1,133 @@
+// Causal attention of one block of query rows against one KV head, for one ISA (needs
+// matmul-inl.h first). Keys are visited kAttentionKeyBlock at a time with an online softmax
+// (running max m and sum l per row, earlier partial outputs rescaled when the max grows), so a
+// row never materialises more than one key block of scores: memory is O(rows x block), not
+// O(T x T). Scores are Q·K^T as a register-tiled product against a transposed key block (or, for
+// the one or two rows of decoding, dot products straight from the cache); the output
+// accumulates P·V with the value rows read in place.
+// Included by isa_<level>.cc inside its namespace and target pragma; no includes here.
+
+// S[c] for c < kb: dot(q_row, key c) for `rows` rows, straight from the cache.
+inline void scores_by_dots(const AttentionBlock& b, int64_t kb0, int64_t kb, float* S, int64_t lds) {
+  const int64_t D = b.head_dim;
+  for (int64_t c = 0; c < kb; ++c) {
+    const float* key = b.keys + (kb0 + c) * b.kv_stride;
+    for (int64_t r = 0; r < b.rows; ++r) {
+      const float* q = b.q + r * b.q_stride;
+      V acc = Simd::zero();
+      int64_t d = 0;
+      for (; d + N <= D; d += N) acc = Simd::fma(Simd::load(q + d), Simd::load(key + d), acc);
+      if (d < D) acc = Simd::fma(Simd::load_n(q + d, int(D - d)), Simd::load_n(key + d, int(D - d)), acc);
+      S[r * lds + c] = Simd::reduce_add(acc);
+    }
+  }
+}
+
+// Kt[d * kAttentionKeyBlock + c] = key (kb0 + c)[d], zero for kb <= c < kb rounded up to N.
+inline void pack_keys_transposed(const AttentionBlock& b, int64_t kb0, int64_t kb, float* Kt) {
+  const int64_t D = b.head_dim;
+  for (int64_t c0 = 0; c0 < kb; c0 += N) {
+    for (int64_t d0 = 0; d0 < D; d0 += N) {
+      const int n = int(std::min<int64_t>(N, D - d0));
+      V r[N];
+      for (int i = 0; i < N; ++i) {
+        const float* key = b.keys + (kb0 + c0 + i) * b.kv_stride + d0;
+        r[i] = c0 + i >= kb ? Simd::zero() : n == N ? Simd::load(key) : Simd::load_n(key, n);
+      }
+      Simd::transpose(r);
+      for (int i = 0; i < n; ++i) Simd::store(Kt + (d0 + i) * kAttentionKeyBlock + c0, r[i]);
+    }
+  }
+}
+
+// Turns one row of raw scores s[0:kb) into probabilities against the running max / sum of the
+// row, rescaling its partial output o[0:D). `valid` keys are unmasked (the rest become 0).
+inline void online_softmax_row(float* s, int64_t kb, int64_t valid, float scale, float& m, float& l, float* o,
+                               int64_t D) {
+  if (valid <= 0) {
+    std::fill(s, s + kb, 0.0f);
+    return;
+  }
+  const V vscale = Simd::set1(scale);
+  V vmax = Simd::set1(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + N <= valid; i += N) {
+    const V x = Simd::mul(Simd::load(s + i), vscale);
+    Simd::store(s + i, x);
+    vmax = Simd::max(vmax, x);
+  }
+  float mx = Simd::reduce_max(vmax);
+  for (; i < valid; ++i) mx = std::max(mx, s[i] *= scale);
+  const float m_new = std::max(m, mx);
+  const float corr = m == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m - m_new);
+  const V vm = Simd::set1(m_new);
+  V vsum = Simd::zero();
+  i = 0;
+  for (; i + N <= valid; i += N) {
+    const V p = Simd::exp(Simd::sub(Simd::load(s + i), vm));
+    Simd::store(s + i, p);
+    vsum = Simd::add(vsum, p);
+  }
+  if (i < valid) {
+    const int n = int(valid - i);
+    const V p = Simd::exp(Simd::sub(Simd::load_n(s + i, n), vm));
+    Simd::store_n(s + i, p, n);
+    vsum = Simd::add(vsum, Simd::load_n(s + i, n));
+  }
+  std::fill(s + valid, s + kb, 0.0f);
+  l = l * corr + Simd::reduce_add(vsum);
+  if (corr != 1.0f) {
+    const V vc = Simd::set1(corr);
+    int64_t d = 0;
+    for (; d + N <= D; d += N) Simd::store(o + d, Simd::mul(Simd::load(o + d), vc));
+    for (; d < D; ++d) o[d] *= corr;
+  }
+  m = m_new;
+}
+
+void attention(const AttentionBlock& b, float* scratch) {
+  constexpr int64_t KB = kAttentionKeyBlock;
+  static_assert(KB % kNr == 0, "score tiles read whole kNr-column slices of a key block");
+  const int64_t R = b.rows, D = b.head_dim;
+  const int64_t d_pad = (D + 63) / 64 * 64;
+  float* S = scratch;                       // [R, KB] scores, then probabilities
+  float* O = S + kAttentionMaxRows * KB;    // [R, d_pad] unnormalised outputs
+  float* m = O + kAttentionMaxRows * d_pad; // [R] running max
+  float* l = m + kAttentionMaxRows;         // [R] running sum
+  float* Kt = l + kAttentionMaxRows;        // [D, KB] transposed key block
+  std::fill(O, O + R * d_pad, 0.0f);
+  std::fill(m, m + R, -std::numeric_limits<float>::infinity());
+  std::fill(l, l + R, 0.0f);
+  std::fill(Kt, Kt + D * KB, 0.0f);  // columns past a short block's end are read, never used
+
+  const bool by_dots = R <= 2;  // too few rows to pay for transposing the keys
+  const int64_t n_max = *std::max_element(b.n_keys, b.n_keys + R);
+  for (int64_t kb0 = 0; kb0 < n_max; kb0 += KB) {
+    const int64_t kb = std::min(KB, n_max - kb0);
+    if (by_dots) {
+      scores_by_dots(b, kb0, kb, S, KB);
+    } else {
+      pack_keys_transposed(b, kb0, kb, Kt);
+      for (int64_t c0 = 0; c0 < kb; c0 += kNr)
+        tile_rows<false>(R, D, b.q, b.q_stride, Kt + c0, KB, S + c0, KB, int(std::min<int64_t>(kNr, kb - c0)),
+                         /*accumulate=*/false);
+    }
+    for (int64_t r = 0; r < R; ++r)
+      online_softmax_row(S + r * KB, kb, std::clamp<int64_t>(b.n_keys[r] - kb0, 0, kb), b.scale, m[r], l[r],
+                         O + r * d_pad, D);
+    const float* V_block = b.values + kb0 * b.kv_stride;
+    for (int64_t d0 = 0; d0 < D; d0 += kNr) {
+      const int n = int(std::min<int64_t>(kNr, D - d0));
+      if (n == kNr) tile_rows<false>(R, kb, S, KB, V_block + d0, b.kv_stride, O + d0, d_pad, n, true);
+      else tile_rows<true>(R, kb, S, KB, V_block + d0, b.kv_stride, O + d0, d_pad, n, true);
+    }
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    const V inv = Simd::set1(1.0f / l[r]);
+    const float* o = O + r * d_pad;
+    float* out = b.out + r * b.out_stride;
+    int64_t d = 0;
+    for (; d + N <= D; d += N) Simd::store(out + d, Simd::mul(Simd::load(o + d), inv));
+    if (d < D) Simd::store_n(out + d, Simd::mul(Simd::load_n(o + d, int(D - d)), inv), int(D - d));
+  }
+}

@@ -1,0 +1,61 @@
+// The kernel templates compiled for AVX-512 (F, BW, VL, DQ) with FMA and F16C.
+#include "kernels/cpu/kernel_table.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+// GCC 12's AVX-512 headers build "undefined" vectors by self-initialisation, which its own
+// -Wuninitialized then reports at every inlined use; the vectors are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "core/dtype.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
+namespace jetmoe::kernels::cpu::avx512 {
+#include "kernels/cpu/simd_avx512-inl.h"
+#include "kernels/cpu/matmul-inl.h"
+#include "kernels/cpu/attention-inl.h"
+#include "kernels/cpu/elementwise-inl.h"
+}  // namespace jetmoe::kernels::cpu::avx512
+#pragma GCC pop_options
+
+namespace jetmoe::kernels::cpu {
+
+const KernelTable& avx512_kernels() {
+  using namespace avx512;
+  static const KernelTable table = {
+      .isa = Isa::Avx512,
+      .gemm_scratch_floats = kGemmScratchFloats,
+      .gemv = gemv,
+      .gemm = gemm,
+      .gemm_bf16dot = nullptr,
+      .round_to_bf16 = round_to_bf16,
+      .rmsnorm = rmsnorm,
+      .silu_glu = silu_glu,
+      .softmax = softmax,
+      .add = add,
+      .rope = rope,
+      .attention = attention,
+      .fma_flops = fma_flops,
+      .bf16_dot_flops = nullptr,
+      .read_sum = read_sum,
+  };
+  return table;
+}
+
+}  // namespace jetmoe::kernels::cpu
+
+#else
+namespace jetmoe::kernels::cpu {
+const KernelTable& avx512_kernels() { return scalar_kernels(); }
+}  // namespace jetmoe::kernels::cpu
+#endif

@@ -1,0 +1,51 @@
+// AVX-512 plus AVX512_BF16: the AVX-512 table with bf16 dot-product GEMM, rounding and probe.
+#include "kernels/cpu/kernel_table.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+// GCC 12's AVX-512 headers build "undefined" vectors by self-initialisation, which its own
+// -Wuninitialized then reports at every inlined use; the vectors are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "core/dtype.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")
+namespace jetmoe::kernels::cpu::avx512bf16 {
+#include "kernels/cpu/simd_avx512-inl.h"
+#include "kernels/cpu/matmul-inl.h"
+#include "kernels/cpu/matmul_bf16dot-inl.h"
+}  // namespace jetmoe::kernels::cpu::avx512bf16
+#pragma GCC pop_options
+
+namespace jetmoe::kernels::cpu {
+
+const KernelTable& avx512bf16_kernels() {
+  static const KernelTable table = [] {
+    KernelTable t = avx512_kernels();
+    t.isa = Isa::Avx512Bf16;
+    t.gemm_scratch_floats = std::max(t.gemm_scratch_floats, avx512bf16::kKcPairs * avx512bf16::kNr);
+    t.gemm_bf16dot = avx512bf16::gemm_bf16dot;
+    t.round_to_bf16 = avx512bf16::round_to_bf16_vec;
+    t.bf16_dot_flops = avx512bf16::bf16_dot_flops;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace jetmoe::kernels::cpu
+
+#else
+namespace jetmoe::kernels::cpu {
+const KernelTable& avx512bf16_kernels() { return scalar_kernels(); }
+}  // namespace jetmoe::kernels::cpu
+#endif

@@ -1,0 +1,93 @@
+// The per-instruction-set kernels behind ops.h: one table per Isa, filled by isa_<level>.cc from
+// the same templates (*-inl.h) compiled for that level. Everything here works on one tile or one
+// row; threading and work splitting live in ops.cc, which is compiled for the baseline ISA.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/cpu/isa.h"
+
+namespace jetmoe::kernels::cpu {
+
+// A row-major [rows, cols] weight matrix in its stored dtype: y = x · W^T reads rows of W.
+struct WeightMatrix {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0;  // out
+  int64_t cols = 0;  // in
+};
+
+// One block of causal attention for one KV head: `rows` query rows attend keys 0 .. n_keys[r]-1.
+struct AttentionBlock {
+  const float* q = nullptr;      // row r at q + r * q_stride, head_dim floats
+  int64_t q_stride = 0;
+  const float* keys = nullptr;   // position p at keys + p * kv_stride (post-RoPE)
+  const float* values = nullptr; // position p at values + p * kv_stride
+  int64_t kv_stride = 0;
+  float* out = nullptr;          // row r at out + r * out_stride (assigned)
+  int64_t out_stride = 0;
+  int64_t rows = 0;              // at most kAttentionMaxRows
+  const int64_t* n_keys = nullptr;
+  int64_t head_dim = 0;
+  float scale = 1.0f;
+};
+
+// Query rows per attention block and keys per inner block; scratch sizes follow from them.
+constexpr int64_t kAttentionMaxRows = 32;
+constexpr int64_t kAttentionKeyBlock = 64;
+inline int64_t attention_scratch_floats(int64_t head_dim) {
+  const int64_t d_pad = (head_dim + 63) / 64 * 64;
+  return kAttentionMaxRows * (kAttentionKeyBlock + d_pad + 2) + d_pad * kAttentionKeyBlock;
+}
+
+// Products with at most this many activation rows stream W once as dot products (decoding);
+// larger ones pack W into panels for a register-blocked product (prefill).
+constexpr int64_t kGemvMaxRows = 4;
+
+struct KernelTable {
+  Isa isa;
+  // Floats of scratch one thread needs for gemm / gemm_bf16dot.
+  int64_t gemm_scratch_floats;
+
+  // y[t, o] = sum_i x[t, i] * W[o, i] for t < T, o in [o_begin, o_end). gemv needs T <= kGemvMaxRows.
+  void (*gemv)(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end,
+               float* y, int64_t ldy);
+  void (*gemm)(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end,
+               float* y, int64_t ldy, float* scratch);
+  // The same with x already rounded to bf16 ([T, ldx] uint16) and W in BF16 with an even number
+  // of columns: AVX512_BF16 dot products. Null where the level lacks them.
+  void (*gemm_bf16dot)(const uint16_t* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t o_begin,
+                       int64_t o_end, float* y, int64_t ldy, float* scratch);
+  void (*round_to_bf16)(const float* src, uint16_t* dst, int64_t n);
+
+  // One row each.
+  void (*rmsnorm)(const float* x, const float* weight, float eps, int64_t d, float* y);
+  void (*silu_glu)(const float* gate, const float* up, int64_t F, float* z);
+  void (*softmax)(float* x, int64_t n);
+  void (*add)(float* y, const float* b, int64_t n);
+  // Rotates n_heads heads (head_stride apart) of one position by the given cos / sin tables of
+  // length `half`: pairs (i, i + half).
+  void (*rope)(float* x, int64_t n_heads, int64_t head_stride, int64_t half, const float* cos, const float* sin);
+
+  void (*attention)(const AttentionBlock& block, float* scratch);  // scratch: attention_scratch_floats
+
+  // Machine probes for the roofline (jetmoe bench): multiply-adds with `iters` rounds of
+  // independent accumulators; returns floating-point operations done (2 per multiply-add).
+  double (*fma_flops)(int64_t iters);
+  double (*bf16_dot_flops)(int64_t iters);  // null where the level lacks bf16 dot products
+  float (*read_sum)(const float* p, int64_t n);  // reads n floats (memory bandwidth)
+};
+
+// The table of `isa`; the caller makes sure this machine runs it (runnable_isas()).
+const KernelTable& kernel_table(Isa isa);
+
+}  // namespace jetmoe::kernels::cpu
+
+namespace jetmoe::kernels::cpu {
+// One per isa_<level>.cc; kernel_table() picks among them.
+const KernelTable& scalar_kernels();
+const KernelTable& avx2_kernels();
+const KernelTable& avx512_kernels();
+const KernelTable& avx512bf16_kernels();
+}  // namespace jetmoe::kernels::cpu

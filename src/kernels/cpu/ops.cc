@@ -1,0 +1,183 @@
+// ops.h on the CPU: checks shapes, cuts each op into tiles, shares them among the pool threads
+// (work_queue.h) and runs every tile on the kernel table of the chosen ISA. Compiled for the
+// baseline ISA: only the table's functions use wider instructions.
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/work_queue.h"
+
+namespace jetmoe::ops {
+namespace {
+
+using kernels::cpu::KernelTable;
+using kernels::cpu::WeightMatrix;
+
+const KernelTable& table_for(Isa isa) {
+  if (isa > kernels::cpu::hardware_isa())
+    fail("this CPU cannot run the ", kernels::cpu::isa_name(isa), " kernels (it has ",
+         kernels::cpu::isa_name(kernels::cpu::hardware_isa()), ")");
+  return kernels::cpu::kernel_table(isa);
+}
+
+WeightMatrix weight_matrix(const TensorView& W) {
+  JM_CHECK(W.shape.size() == 2, "matmul weight must be 2-D, got ", shape_str(W.shape));
+  return WeightMatrix{W.data, W.dtype, W.shape[0], W.shape[1]};
+}
+
+// A job's rows ready for the kernels: fp32 as given, or rounded to bf16 (kept as bf16 for the
+// dot-product kernel, or as fp32 values for the others).
+struct PreparedJob {
+  const MatmulJob* job;
+  WeightMatrix W;
+  bool gemv;
+  const float* x;                // fp32 rows the gemv / gemm kernels read
+  int64_t ldx;
+  std::vector<uint16_t> x_bf16;  // [rows, in] when the bf16 dot-product kernel runs this job
+  std::vector<float> x_rounded;  // [rows, in] bf16-rounded rows when it cannot
+};
+
+// An output range of one job: the unit the threads share.
+struct Tile {
+  int32_t job;
+  int64_t o_begin, o_end;
+};
+
+// Decoding tiles cover about 64 KB of weights (enough to amortise taking a tile, small enough to
+// balance); prefill tiles 128 output columns (a multiple of every ISA's panel width).
+constexpr int64_t kGemvTileBytes = 64 * 1024;
+// Element-wise ops smaller than this run on the calling thread.
+constexpr int64_t kParallelElements = 1 << 16;
+constexpr int64_t kGemmTileCols = 128;
+
+void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const MatmulOptions& options) {
+  const KernelTable& kt = table_for(options.isa);
+  std::vector<PreparedJob> prepared;
+  std::vector<Tile> tiles;
+  for (const MatmulJob& job : jobs) {
+    const WeightMatrix W = weight_matrix(job.W);
+    JM_CHECK(job.rows >= 0 && job.x_stride >= W.cols && job.y_stride >= W.rows, "matmul: ", job.rows, " rows with x stride ",
+             job.x_stride, " and y stride ", job.y_stride, " do not fit weight ", shape_str(job.W.shape));
+    if (job.rows == 0 || W.rows == 0) continue;
+    PreparedJob p{&job, W, job.rows <= kernels::cpu::kGemvMaxRows, job.x, job.x_stride, {}, {}};
+    if (!p.gemv && options.activations == Activations::BF16 && W.dtype == DType::BF16) {
+      p.x_bf16.resize(size_t(job.rows * W.cols));
+      for (int64_t t = 0; t < job.rows; ++t)
+        kt.round_to_bf16(job.x + t * job.x_stride, p.x_bf16.data() + t * W.cols, W.cols);
+      if (kt.gemm_bf16dot == nullptr || W.cols % 2 != 0) {  // same rounding, fp32 multiply-adds
+        p.x_rounded.resize(p.x_bf16.size());
+        to_f32(DType::BF16, p.x_bf16.data(), p.x_rounded.data(), p.x_bf16.size());
+        p.x_bf16.clear();
+        p.x = p.x_rounded.data();
+        p.ldx = W.cols;
+      }
+    }
+    const int64_t step = p.gemv ? std::max<int64_t>(4, kGemvTileBytes / std::max<int64_t>(1, W.cols * int64_t(dtype_size(W.dtype))) / 4 * 4)
+                                : kGemmTileCols;
+    for (int64_t o = 0; o < W.rows; o += step)
+      tiles.push_back({int32_t(prepared.size()), o, std::min(W.rows, o + step)});
+    prepared.push_back(std::move(p));
+  }
+  const int64_t scratch = std::any_of(prepared.begin(), prepared.end(), [](const PreparedJob& p) { return !p.gemv; })
+                              ? kt.gemm_scratch_floats
+                              : 0;
+  kernels::cpu::for_each_item(pool, int64_t(tiles.size()), scratch, [&](int64_t i, float* panel) {
+    const Tile& tile = tiles[size_t(i)];
+    const PreparedJob& p = prepared[size_t(tile.job)];
+    const MatmulJob& job = *p.job;
+    if (p.gemv) kt.gemv(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
+    else if (!p.x_bf16.empty())
+      kt.gemm_bf16dot(p.x_bf16.data(), p.W.cols, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
+    else kt.gemm(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
+  });
+}
+
+std::vector<float> to_f32_vector(const TensorView& v, int64_t n, const char* what) {
+  JM_CHECK(v.numel() == n, what, " has ", v.numel(), " values, expected ", n);
+  std::vector<float> out(static_cast<size_t>(n));
+  to_f32(v.dtype, v.data, out.data(), size_t(n));
+  return out;
+}
+
+}  // namespace
+
+void matmul_xwT(const float* x, int64_t x_stride, int64_t T, const TensorView& W, float* y, int64_t y_stride,
+                ThreadPool& pool, const MatmulOptions& options) {
+  const MatmulJob job{x, x_stride, T, W, y, y_stride};
+  run_matmul_jobs(std::span<const MatmulJob>(&job, 1), pool, options);
+}
+
+void matmul_xwT_grouped(std::span<const MatmulJob> jobs, ThreadPool& pool, const MatmulOptions& options) {
+  run_matmul_jobs(jobs, pool, options);
+}
+
+void rmsnorm(const float* x, const TensorView& weight, double eps, int64_t T, int64_t d, float* y, Isa isa) {
+  const KernelTable& kt = table_for(isa);
+  const std::vector<float> w = to_f32_vector(weight, d, "rmsnorm weight");
+  for (int64_t t = 0; t < T; ++t) kt.rmsnorm(x + t * d, w.data(), float(eps), d, y + t * d);
+}
+
+void rope(const kernels::Rope& rope, float* x, int64_t n_heads, int64_t head_stride, int64_t pos, Isa isa) {
+  const int64_t half = rope.half();
+  std::vector<float> cos(static_cast<size_t>(half)), sin(static_cast<size_t>(half));
+  rope.cos_sin(pos, cos.data(), sin.data());
+  table_for(isa).rope(x, n_heads, head_stride, half, cos.data(), sin.data());
+}
+
+void silu_glu(const float* u, int64_t n, int64_t F, float* z, ThreadPool& pool, Isa isa) {
+  const KernelTable& kt = table_for(isa);
+  const auto rows = [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) kt.silu_glu(u + r * 2 * F, u + r * 2 * F + F, F, z + r * F);
+  };
+  // Waking the pool costs microseconds: decoding's few rows run inline.
+  if (n * F < kParallelElements) rows(0, n);
+  else pool.parallel_for(n, rows);
+}
+
+void softmax(float* x, int64_t n, Isa isa) { table_for(isa).softmax(x, n); }
+
+void add_bias(float* y, int64_t T, int64_t d, const TensorView& bias, Isa isa) {
+  const KernelTable& kt = table_for(isa);
+  const std::vector<float> b = to_f32_vector(bias, d, "bias");
+  for (int64_t t = 0; t < T; ++t) kt.add(y + t * d, b.data(), d);
+}
+
+void load_row(const TensorView& W, int64_t row, float* out) { kernels::load_row(W, row, out); }
+
+void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const float* keys,
+                      const float* values, int64_t start, float* out, ThreadPool& pool, Isa isa) {
+  using kernels::cpu::kAttentionMaxRows;
+  const KernelTable& kt = table_for(isa);
+  const int64_t HD = H * D, rows = T * k;
+  if (rows == 0 || H == 0) return;
+  // Causal limit of every query row (row a is slot a % k of token a / k).
+  std::vector<int64_t> n_keys(static_cast<size_t>(rows));
+  for (int64_t a = 0; a < rows; ++a) n_keys[size_t(a)] = start + a / k + 1;
+  // Items: (KV head, block of query rows), the blocks with the most keys first so the queue
+  // ends with cheap items.
+  const int64_t blocks = (rows + kAttentionMaxRows - 1) / kAttentionMaxRows;
+  const float scale = 1.0f / std::sqrt(float(D));
+  kernels::cpu::for_each_item(pool, blocks * H, kernels::cpu::attention_scratch_floats(D), [&](int64_t item, float* scratch) {
+    const int64_t block = blocks - 1 - item / H, j = item % H;
+    const int64_t a0 = block * kAttentionMaxRows;
+    kernels::cpu::AttentionBlock b;
+    b.q = q + a0 * HD + j * D;
+    b.q_stride = HD;
+    b.keys = keys + j * D;
+    b.values = values + j * D;
+    b.kv_stride = HD;
+    b.out = out + a0 * HD + j * D;
+    b.out_stride = HD;
+    b.rows = std::min(kAttentionMaxRows, rows - a0);
+    b.n_keys = n_keys.data() + a0;
+    b.head_dim = D;
+    b.scale = scale;
+    kt.attention(b, scratch);
+  });
+}
+
+}  // namespace jetmoe::ops

@@ -1,0 +1,247 @@
+#include "runtime/bench/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/machine_probe.h"
+#include "model/model.h"
+#include "runtime/bench/token_cost.h"
+
+namespace jetmoe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+MachineLimits measure_limits(ThreadPool& pool, const BenchOptions& options) {
+  MachineLimits m;
+  m.threads = pool.num_threads();
+  m.read_bytes_per_s = kernels::cpu::measure_read_bandwidth(pool, options.bandwidth_bytes, 5);
+  m.fma_flops = kernels::cpu::measure_fma_peak(pool, 0.05, 5);
+  m.bf16_dot_flops = kernels::cpu::measure_bf16_dot_peak(pool, 0.05, 5);
+  return m;
+}
+
+void fill_stats(BenchRow& row) {
+  const double n = double(row.tokens_per_s.size());
+  double sum = 0;
+  for (double v : row.tokens_per_s) sum += v;
+  row.mean = sum / n;
+  double sq = 0;
+  for (double v : row.tokens_per_s) sq += (v - row.mean) * (v - row.mean);
+  row.stddev = n > 1 ? std::sqrt(sq / (n - 1)) : 0.0;
+}
+
+// The dtype holding most weight bytes, e.g. "BF16".
+std::string main_dtype(const ModelWeights& w) {
+  std::map<std::string, double> bytes;
+  auto add = [&](const TensorView& v) { bytes[std::string(dtype_name(v.dtype))] += double(v.nbytes()); };
+  add(w.embed);
+  for (const LayerWeights& l : w.layers)
+    for (const TensorView* v : {&l.attn_q, &l.attn_o, &l.kv_proj, &l.mlp_in, &l.mlp_out}) add(*v);
+  return std::max_element(bytes.begin(), bytes.end(), [](auto& a, auto& b) { return a.second < b.second; })->first;
+}
+
+double stored_bytes(const ModelWeights& w) {
+  double total = double(w.embed.nbytes()) + double(w.final_norm.nbytes());
+  if (w.lm_head.data != w.embed.data) total += double(w.lm_head.nbytes());
+  for (const LayerWeights& l : w.layers)
+    for (const TensorView* v : {&l.input_norm, &l.attn_router, &l.attn_q, &l.attn_o, &l.attn_bias, &l.kv_proj,
+                                &l.post_norm, &l.mlp_router, &l.mlp_in, &l.mlp_out, &l.mlp_bias})
+      total += double(v->nbytes());
+  return total;
+}
+
+// Seconds of one prompt pass of `tokens` from an empty cache.
+double time_prompt(const Model& model, KvCache& cache, const std::vector<int32_t>& tokens, ThreadPool& pool) {
+  FloatTensor logits;
+  cache.clear();
+  const auto start = Clock::now();
+  model.forward(tokens, cache, logits, pool, LogitsMode::Last);
+  return seconds_since(start);
+}
+
+// Seconds of tokens.size() single-token steps from an empty cache.
+double time_generation(const Model& model, KvCache& cache, const std::vector<int32_t>& tokens, ThreadPool& pool) {
+  FloatTensor logits;
+  cache.clear();
+  const auto start = Clock::now();
+  for (int32_t token : tokens) model.forward(std::span<const int32_t>(&token, 1), cache, logits, pool, LogitsMode::Last);
+  return seconds_since(start);
+}
+
+const char* activations_name(ops::Activations a) { return a == ops::Activations::BF16 ? "bf16" : "f32"; }
+
+std::string human_bytes(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / double(1 << 30));
+  return buf;
+}
+
+std::string human_params(int64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f B", double(n) / 1e9);
+  return buf;
+}
+
+// What one model run needs: the model, its cache, the token ids and the per-token costs.
+struct ModelRun {
+  Model& model;
+  KvCache& cache;
+  const std::vector<int32_t>& prompt;
+  const std::vector<int32_t>& generated;
+  TokenCost cost;
+};
+
+// The pp and tg rows of one (model, threads, activations) combination.
+void run_tests(ModelRun& run, ThreadPool& pool, const MachineLimits& limits, BenchRow base, const BenchOptions& options,
+               BenchReport& report, std::ostream* log) {
+  base.threads = pool.num_threads();
+  // Warm-up: pages the weights in and sizes every buffer once.
+  if (!run.prompt.empty()) time_prompt(run.model, run.cache, run.prompt, pool);
+  const size_t warm_gen = std::min<size_t>(4, run.generated.size());
+  time_generation(run.model, run.cache, std::vector<int32_t>(run.generated.begin(), run.generated.begin() + long(warm_gen)),
+                  pool);
+  if (!run.prompt.empty()) {
+    BenchRow row = base;
+    row.test = "pp" + std::to_string(run.prompt.size());
+    row.tokens = int64_t(run.prompt.size());
+    for (int r = 0; r < options.reps; ++r)
+      row.tokens_per_s.push_back(double(row.tokens) / time_prompt(run.model, run.cache, run.prompt, pool));
+    fill_stats(row);
+    row.bound_tokens_per_s = limits.best_flops() / run.cost.flops_per_prompt_token;
+    row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
+    row.fraction_of_fp32_peak = row.mean * run.cost.flops_per_prompt_token / limits.fma_flops;
+    if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
+    report.rows.push_back(row);
+  }
+  if (!run.generated.empty()) {
+    BenchRow row = base;
+    row.test = "tg" + std::to_string(run.generated.size());
+    row.tokens = int64_t(run.generated.size());
+    for (int r = 0; r < options.reps; ++r)
+      row.tokens_per_s.push_back(double(row.tokens) / time_generation(run.model, run.cache, run.generated, pool));
+    fill_stats(row);
+    row.bound_tokens_per_s = limits.read_bytes_per_s / run.cost.weight_bytes_per_generated_token;
+    row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
+    if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
+    report.rows.push_back(row);
+  }
+}
+
+}  // namespace
+
+BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
+  if (options.models.empty()) fail("bench: no model given");
+  if (options.threads.empty()) fail("bench: no thread count given");
+  if (options.activations.empty()) fail("bench: no activation precision given");
+  if (options.reps < 1) fail("bench: repetitions must be at least 1, got ", options.reps);
+  if (options.n_prompt < 0 || options.n_gen < 0) fail("bench: token counts must not be negative");
+  BenchReport report;
+  report.isa = std::string(kernels::cpu::isa_name(kernels::cpu::best_isa()));
+
+  for (const std::string& dir : options.models) {
+    const std::unique_ptr<Model> model = Model::load(dir);
+    const JetMoeConfig& c = model->config();
+    const int64_t context = std::max(options.n_prompt, options.n_gen);
+    if (context > c.max_position_embeddings)
+      fail("bench: ", context, " tokens exceed ", dir, "'s max_position_embeddings ", c.max_position_embeddings);
+    KvCache cache = model->make_cache(std::max<int64_t>(context, 1));
+    std::mt19937_64 gen(options.seed);
+    std::uniform_int_distribution<int32_t> id(0, int32_t(c.vocab_size - 1));
+    std::vector<int32_t> prompt(size_t(options.n_prompt)), generated(size_t(options.n_gen));
+    for (int32_t& t : prompt) t = id(gen);
+    for (int32_t& t : generated) t = id(gen);
+    ModelRun run{*model, cache, prompt, generated, token_cost(*model)};
+
+    BenchRow base;
+    base.model = std::filesystem::path(dir).filename().string();
+    if (base.model.empty()) base.model = std::filesystem::path(dir).parent_path().filename().string();
+    base.weight_dtype = main_dtype(model->weights());
+    base.weight_bytes = stored_bytes(model->weights());
+    base.params = count_params(c).total;
+    base.active_params = count_params(c).active;
+
+    for (int threads : options.threads) {
+      ThreadPool pool(threads);
+      if (log) *log << "bench: " << base.model << ", " << threads << " thread(s): measuring the machine\n";
+      const MachineLimits limits = measure_limits(pool, options);
+      report.limits.push_back(limits);
+      for (ops::Activations activations : options.activations) {
+        model->set_matmul_options({activations});
+        base.activations = activations_name(activations);
+        run_tests(run, pool, limits, base, options, report, log);
+      }
+    }
+  }
+  return report;
+}
+
+std::string bench_markdown(const BenchReport& report) {
+  std::string out;
+  char buf[512];
+  out += "kernels: " + report.isa + "\n\n";
+  out += "| threads | read GB/s | fp32 FMA GFLOP/s | bf16 dot GFLOP/s |\n| ---: | ---: | ---: | ---: |\n";
+  for (const MachineLimits& m : report.limits) {
+    std::snprintf(buf, sizeof buf, "| %d | %.1f | %.0f | %s |\n", m.threads, m.read_bytes_per_s / 1e9, m.fma_flops / 1e9,
+                  m.bf16_dot_flops > 0 ? std::to_string(int64_t(m.bf16_dot_flops / 1e9)).c_str() : "-");
+    out += buf;
+  }
+  out += "\n| model | dtype | size | params (active) | threads | act | test | t/s | bound t/s | % of bound |\n";
+  out += "| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |\n";
+  for (const BenchRow& r : report.rows) {
+    const std::string params = human_params(r.params) + " (" + human_params(r.active_params) + ")";
+    std::snprintf(buf, sizeof buf, "| %s | %s | %s | %s | %d | %s | %s | %.2f ± %.2f | %.2f | %.1f%% |\n",
+                  r.model.c_str(), r.weight_dtype.c_str(), human_bytes(r.weight_bytes).c_str(), params.c_str(), r.threads,
+                  r.activations.c_str(), r.test.c_str(),
+                  r.mean, r.stddev, r.bound_tokens_per_s, 100.0 * r.fraction_of_bound);
+    out += buf;
+  }
+  out += "\nBounds: tg = read bandwidth / weight bytes per token; pp = the best multiply-add peak "
+         "(bf16 dot where the CPU has it) / (2 x active parameters) per token. act: activations of "
+         "the weight products (bf16 = prefill on bf16 dot products).\n";
+  return out;
+}
+
+std::string bench_json(const BenchReport& report) {
+  nlohmann::json j;
+  j["isa"] = report.isa;
+  j["machine"] = nlohmann::json::array();
+  for (const MachineLimits& m : report.limits)
+    j["machine"].push_back({{"threads", m.threads},
+                            {"read_bytes_per_s", m.read_bytes_per_s},
+                            {"fma_flops", m.fma_flops},
+                            {"bf16_dot_flops", m.bf16_dot_flops}});
+  j["results"] = nlohmann::json::array();
+  for (const BenchRow& r : report.rows) {
+    nlohmann::json row = {{"model", r.model},
+                          {"weight_dtype", r.weight_dtype},
+                          {"weight_bytes", r.weight_bytes},
+                          {"params", r.params},
+                          {"active_params", r.active_params},
+                          {"threads", r.threads},
+                          {"activations", r.activations},
+                          {"test", r.test},
+                          {"tokens", r.tokens},
+                          {"tokens_per_s", r.tokens_per_s},
+                          {"mean_tokens_per_s", r.mean},
+                          {"stddev_tokens_per_s", r.stddev},
+                          {"bound_tokens_per_s", r.bound_tokens_per_s},
+                          {"fraction_of_bound", r.fraction_of_bound}};
+    if (r.test.rfind("pp", 0) == 0) row["fraction_of_fp32_peak"] = r.fraction_of_fp32_peak;
+    j["results"].push_back(row);
+  }
+  return j.dump(2) + "\n";
+}
+
+}  // namespace jetmoe

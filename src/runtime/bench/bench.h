@@ -1,0 +1,65 @@
+// `jetmoe bench`: prompt processing (pp) and generation (tg) speed in the spirit of llama-bench,
+// each next to the bound this machine sets for it, measured in the same run: generation against
+// the memory read bandwidth (weight bytes per token), prompt processing against the peak
+// multiply-add rate (2 x active parameters per token).
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "kernels/ops.h"
+
+namespace jetmoe {
+
+struct BenchOptions {
+  std::vector<std::string> models;  // checkpoint directories
+  std::vector<int> threads;         // one pool per entry
+  // How products treat activations (ops::Activations), one set of runs per entry.
+  std::vector<ops::Activations> activations = {ops::Activations::F32};
+  int64_t n_prompt = 512;           // pp<n>: one forward of n tokens from an empty cache; 0 = skip
+  int64_t n_gen = 128;              // tg<n>: n single-token forwards from an empty cache; 0 = skip
+  int reps = 5;
+  size_t bandwidth_bytes = size_t(512) << 20;  // buffer read to measure bandwidth (>> last-level cache)
+  uint64_t seed = 1;                           // of the random token ids
+};
+
+// This machine's limits with `threads` threads, measured just before that thread count's runs.
+struct MachineLimits {
+  int threads = 0;
+  double read_bytes_per_s = 0;
+  double fma_flops = 0;       // fp32 FMA
+  double bf16_dot_flops = 0;  // 0 where the CPU has no bf16 dot products
+  double best_flops() const { return bf16_dot_flops > fma_flops ? bf16_dot_flops : fma_flops; }
+};
+
+struct BenchRow {
+  std::string model;        // directory name
+  std::string weight_dtype; // dtype of most weight bytes
+  double weight_bytes = 0;  // all stored weights
+  int64_t params = 0, active_params = 0;
+  int threads = 0;
+  std::string activations;  // "f32" or "bf16"
+  std::string test;         // "pp512", "tg128"
+  int64_t tokens = 0;
+  std::vector<double> tokens_per_s;  // one per repetition
+  double mean = 0, stddev = 0;
+  double bound_tokens_per_s = 0;  // tg: bandwidth / weight bytes per token; pp: best peak / flops per token
+  double fraction_of_bound = 0;   // mean / bound
+  double fraction_of_fp32_peak = 0;  // pp only
+};
+
+struct BenchReport {
+  std::string isa;  // the kernels that ran
+  std::vector<MachineLimits> limits;
+  std::vector<BenchRow> rows;
+};
+
+// Runs every model x thread count x test; progress lines go to `log` when given.
+BenchReport run_bench(const BenchOptions& options, std::ostream* log);
+
+std::string bench_markdown(const BenchReport& report);
+std::string bench_json(const BenchReport& report);
+
+}  // namespace jetmoe

@@ -1,0 +1,22 @@
+// The least work one token of a JetMoE model takes, for the bounds `jetmoe bench` divides by:
+// decoding is bound by the bytes of weights a token must read, prompt processing by its
+// multiply-adds.
+#pragma once
+
+#include "model/model.h"
+
+namespace jetmoe {
+
+struct TokenCost {
+  // Bytes of weights one decoding step reads, in their stored dtypes: k of the E experts of every
+  // stacked expert tensor, all shared projections, routers, norms and biases, the head, and one
+  // embedding row. (The KV cache it also reads is not counted: the bound is the weights'.)
+  double weight_bytes_per_generated_token = 0;
+  // 2 x the active non-embedding parameters (spec §1.8): the multiply-adds of one prompt token
+  // through every block; attention scores and the (last-token) head are not counted.
+  double flops_per_prompt_token = 0;
+};
+
+TokenCost token_cost(const Model& model);
+
+}  // namespace jetmoe

@@ -1,0 +1,86 @@
+// The engine: one thread that owns the model's compute, fed by a bounded queue of jobs, with
+// N slots decoded together (continuous batching). Each step:
+//   1. drop the jobs whose requesters went away, move waiting jobs into free slots;
+//   2. give every busy slot one evaluation: a chunk of its prompt while it prefills (so a long
+//      prompt cannot stall the streams already running), else its last sampled token;
+//   3. sample one token per slot that finished its prompt or decoded, and stream it out.
+// New requests join between steps. Today step 2 runs one Model::forward per slot; evaluate()
+// is the one place a multi-sequence batched forward would replace that loop.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/tensor.h"
+#include "formats/tokenizer/tokenizer.h"
+#include "model/model.h"
+#include "serve/job.h"
+#include "serve/metrics.h"
+#include "serve/slot.h"
+
+namespace jetmoe::serve {
+
+struct EngineOptions {
+  int parallel = 1;
+  int64_t context_size = 0;  // per slot; <= 0 or beyond max_position_embeddings: the latter
+  int max_queue = 64;        // jobs waiting for a slot
+  int prefill_chunk = 128;
+};
+
+class Engine {
+ public:
+  // The model, tokenizer, pool and metrics must outlive the engine.
+  Engine(const Model& model, const Tokenizer& tokenizer, ThreadPool& pool, const EngineOptions& options,
+         Metrics& metrics);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void start();
+  // Ends every running and waiting job (status Failed, "the server is shutting down") and
+  // joins the engine thread. Idempotent.
+  void stop();
+
+  // Queues a job. Throws ApiError 503 when the queue is full or the engine is stopping.
+  void submit(std::shared_ptr<Job> job);
+
+  int64_t context_size() const { return context_size_; }
+
+ private:
+  struct StepInput {
+    Slot* slot;
+    std::span<const int32_t> tokens;
+  };
+
+  void run();
+  void admit();
+  void step();
+  // Evaluates each input on its slot's cache; calls the slot back with the last logits.
+  void evaluate(const std::vector<StepInput>& batch);
+  void end_everything(const std::string& message);
+  void publish_gauges();
+
+  const Model& model_;
+  ThreadPool& pool_;
+  Metrics& metrics_;
+  const EngineOptions options_;
+  const int64_t context_size_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  FloatTensor logits_;  // [1, V] of the last evaluation
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Job>> waiting_;
+  bool stopping_ = false;
+  std::atomic<int64_t> running_{0};  // busy slots as of the last step, for the queue bound
+  std::thread thread_;
+};
+
+}  // namespace jetmoe::serve

@@ -1,0 +1,84 @@
+// `jetmoe bench` as a black box on a tiny random model: the tables and the JSON carry every
+// requested test with positive speeds, bounds and fractions. (What the speeds are is not tested:
+// benchmarks are measured, never asserted.)
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+
+namespace jetmoe::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class BenchCli : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("jetmoe_bench_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "config.json") << json{{"model_type", "jetmoe"},        {"vocab_size", 300},
+                                                {"hidden_size", 32},             {"num_hidden_layers", 2},
+                                                {"num_local_experts", 4},        {"num_experts_per_tok", 2},
+                                                {"num_key_value_heads", 2},      {"kv_channels", 8},
+                                                {"intermediate_size", 24},       {"max_position_embeddings", 64},
+                                                {"tie_word_embeddings", true}}
+                                                   .dump();
+    model_ = (dir_ / "model").string();
+    const CliResult r = run_cli({"init", "--config", (dir_ / "config.json").string(), "--out", model_, "--dtype", "bf16"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  std::string model_;
+};
+
+TEST_F(BenchCli, JsonHasEveryTestWithPositiveSpeedsAndBounds) {
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "1,2", "-p", "8", "-n", "4", "-r", "2", "-a", "f32,bf16",
+                               "--bandwidth-mib", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("machine").size(), 2u);
+  for (const json& m : j.at("machine")) {
+    EXPECT_GT(m.at("read_bytes_per_s").get<double>(), 0);
+    EXPECT_GT(m.at("fma_flops").get<double>(), 0);
+  }
+  ASSERT_EQ(j.at("results").size(), 8u);  // 2 thread counts x 2 precisions x (pp, tg)
+  int pp = 0, tg = 0;
+  for (const json& row : j.at("results")) {
+    const std::string test = row.at("test");
+    pp += test == "pp8";
+    tg += test == "tg4";
+    EXPECT_EQ(row.at("tokens_per_s").size(), 2u);
+    EXPECT_GT(row.at("mean_tokens_per_s").get<double>(), 0);
+    EXPECT_GT(row.at("bound_tokens_per_s").get<double>(), 0);
+    EXPECT_GT(row.at("fraction_of_bound").get<double>(), 0);
+    EXPECT_EQ(row.at("weight_dtype"), "BF16");
+  }
+  EXPECT_EQ(pp, 4);
+  EXPECT_EQ(tg, 4);
+}
+
+TEST_F(BenchCli, MarkdownTablesAndBadFlags) {
+  CliResult r = run_cli({"bench", "-m", model_, "-t", "1", "-p", "4", "-n", "0", "-r", "1", "--bandwidth-mib", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| threads | read GB/s |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| pp4 |"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("| tg"), std::string::npos) << r.out;  // -n 0 skips generation
+
+  r = run_cli({"bench", "-m", model_, "-a", "f16"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_cli({"bench", "-m", model_, "-p", "100"});  // beyond max_position_embeddings 64
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("max_position_embeddings"), std::string::npos) << r.err;
+  r = run_cli({"bench", "-m", (dir_ / "missing").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+}
+
+}  // namespace
+}  // namespace jetmoe::e2e

@@ -1,0 +1,72 @@
+// ops::causal_attention against the oracle kernels::causal_attention on every ISA level: decoding
+// (one token after a long cache), prefill longer than one key block and one query block, top-k
+// of 1 to 3 slots, head dims that are not multiples of any vector width.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/ops.h"
+#include "kernels/ref/attention.h"
+#include "kernel_test_util.h"
+
+namespace jetmoe {
+namespace {
+
+using test::Isa;
+
+struct Case {
+  int64_t T, k, H, D, start;
+};
+
+class AttentionTest : public testing::TestWithParam<Isa> {};
+
+TEST_P(AttentionTest, MatchesOracle) {
+  const Case cases[] = {
+      {1, 2, 3, 8, 0},     {1, 2, 4, 64, 37},  {1, 2, 2, 128, 200}, {1, 3, 2, 20, 5},   {5, 2, 2, 24, 3},
+      {40, 2, 2, 17, 0},   {70, 1, 3, 128, 5}, {33, 3, 2, 13, 70},  {130, 2, 1, 32, 0}, {17, 2, 16, 1, 1},
+  };
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (const Case& c : cases) {
+      const int64_t HD = c.H * c.D, rows = c.T * c.k, positions = c.start + c.T;
+      const uint32_t seed = uint32_t(c.T * 131 + c.D * 7 + c.start);
+      const std::vector<float> q = test::random_floats(size_t(rows * HD), seed, 0.5f);
+      const std::vector<float> keys = test::random_floats(size_t(positions * HD), seed + 1, 0.5f);
+      const std::vector<float> values = test::random_floats(size_t(positions * HD), seed + 2);
+      std::vector<float> got(size_t(rows * HD), NAN), want(size_t(rows * HD));
+      ops::causal_attention(q.data(), c.T, c.k, c.H, c.D, keys.data(), values.data(), c.start, got.data(), pool,
+                            GetParam());
+      kernels::causal_attention(q.data(), c.T, c.k, c.H, c.D, keys.data(), values.data(), c.start, want.data(), pool);
+      // Each output is a convex combination of values (|v| < ~5 here); the two softmaxes differ
+      // by a few ulps of each weight and the sums by gamma_n, so 1e-5 absolute is generous
+      // while a wrong mask, head mapping or rescale is off by O(0.1).
+      double worst = 0.0;
+      for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
+      EXPECT_LE(worst, 1e-5) << kernels::cpu::isa_name(GetParam()) << " T=" << c.T << " k=" << c.k << " H=" << c.H
+                             << " D=" << c.D << " start=" << c.start << " threads=" << threads;
+    }
+  }
+}
+
+TEST_P(AttentionTest, LargeScoresDoNotOverflow) {
+  // Scores near 1e4: the online softmax must subtract the running max, as the oracle does.
+  ThreadPool pool(2);
+  const int64_t T = 70, k = 2, H = 1, D = 16;
+  std::vector<float> q = test::random_floats(size_t(T * k * D), 5, 30.0f);
+  std::vector<float> keys = test::random_floats(size_t(T * D), 6, 30.0f);
+  const std::vector<float> values = test::random_floats(size_t(T * D), 7);
+  std::vector<float> got(q.size()), want(q.size());
+  ops::causal_attention(q.data(), T, k, H, D, keys.data(), values.data(), 0, got.data(), pool, GetParam());
+  kernels::causal_attention(q.data(), T, k, H, D, keys.data(), values.data(), 0, want.data(), pool);
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << i;
+    // Scores of magnitude ~1e4 carry absolute rounding ~1e-3 in either order, which the
+    // exponentials turn into relative weight differences of that size.
+    EXPECT_NEAR(got[i], want[i], 2e-2) << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryIsa, AttentionTest, testing::ValuesIn(kernels::cpu::runnable_isas()), test::isa_label);
+
+}  // namespace
+}  // namespace jetmoe

@@ -1,0 +1,106 @@
+// The row kernels (RMSNorm, RoPE, SiLU-GLU, softmax, bias) of ops.h against their oracles in
+// kernels/ref on every ISA level, over lengths with every kind of vector tail.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "kernels/ops.h"
+#include "kernels/ref/ops.h"
+#include "kernel_test_util.h"
+
+namespace jetmoe {
+namespace {
+
+using test::Isa;
+
+const int64_t kLengths[] = {1, 2, 7, 8, 15, 16, 17, 31, 33, 64, 100, 257};
+
+// |got - want| <= rel * |want| + abs, element by element.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rel, double abs,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_LE(std::fabs(double(got[i]) - want[i]), rel * std::fabs(double(want[i])) + abs)
+        << what << " at " << i << ": " << got[i] << " vs " << want[i];
+}
+
+class ElementwiseTest : public testing::TestWithParam<Isa> {};
+
+TEST_P(ElementwiseTest, RmsNorm) {
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (int64_t d : kLengths) {
+      const int64_t T = 3;
+      const std::vector<float> x = test::random_floats(size_t(T * d), uint32_t(d), 3.0f);
+      const test::StoredValues w = test::store_as(dtype, test::random_floats(size_t(d), uint32_t(d + 1)));
+      const TensorView wv{dtype, {d}, w.bytes.data()};
+      std::vector<float> got(x.size()), want(x.size());
+      ops::rmsnorm(x.data(), wv, 1e-6, T, d, got.data(), GetParam());
+      kernels::rmsnorm(x.data(), wv, 1e-6, T, d, want.data());
+      // Only the sum of squares is reordered (gamma_d relative), then sqrt and two products.
+      expect_close(got, want, 4.0 * test::gamma_n(d) + 8 * test::kU, 0.0, str_cat("rmsnorm d=", d));
+    }
+}
+
+TEST_P(ElementwiseTest, RopeRotatesEveryHeadLikeApply) {
+  for (int64_t half : {1, 4, 8, 9, 16, 33, 64}) {
+    const int64_t D = 2 * half, heads = 3, stride = D + 5;
+    const kernels::Rope rope(D, 10000.0);
+    for (int64_t pos : {0, 1, 17, 4095}) {
+      std::vector<float> got = test::random_floats(size_t(heads * stride), uint32_t(half + pos));
+      std::vector<float> want = got;
+      ops::rope(rope, got.data(), heads, stride, pos, GetParam());
+      for (int64_t h = 0; h < heads; ++h) rope.apply(want.data() + h * stride, pos);
+      // Same cos/sin; a contracted multiply-add may round once less.
+      expect_close(got, want, 4 * test::kU, 4 * test::kU, str_cat("rope half=", half, " pos=", pos));
+    }
+  }
+}
+
+TEST_P(ElementwiseTest, SiluGlu) {
+  for (int64_t F : kLengths) {
+    const int64_t n = 2;
+    std::vector<float> u = test::random_floats(size_t(n * 2 * F), uint32_t(F), 4.0f);
+    u[0] = -100.0f;  // e^100 overflows inside the sigmoid: silu must still be -0
+    if (F > 1) u[1] = 90.0f;
+    std::vector<float> got(size_t(n * F)), want(size_t(n * F));
+    ThreadPool pool(2);
+    ops::silu_glu(u.data(), n, F, got.data(), pool, GetParam());
+    kernels::silu_glu(u.data(), n, F, want.data());
+    // exp within 2 ulp, then one add, one divide and one product.
+    expect_close(got, want, 8 * test::kU, 1e-30, str_cat("silu_glu F=", F));
+  }
+}
+
+TEST_P(ElementwiseTest, Softmax) {
+  for (int64_t n : kLengths) {
+    std::vector<float> x = test::random_floats(size_t(n), uint32_t(n), 5.0f);
+    if (n > 2) {
+      x[1] = -std::numeric_limits<float>::infinity();  // masked entry: probability 0
+      x[2] = 80.0f;                                    // e^80 alone would be near overflow
+    }
+    std::vector<float> got = x, want = x;
+    ops::softmax(got.data(), n, GetParam());
+    kernels::softmax(want.data(), n);
+    expect_close(got, want, 8 * test::kU + 2 * test::gamma_n(n), 1e-38, str_cat("softmax n=", n));
+  }
+}
+
+TEST_P(ElementwiseTest, AddBias) {
+  for (DType dtype : {DType::F32, DType::F16})
+    for (int64_t d : kLengths) {
+      const int64_t T = 2;
+      const test::StoredValues b = test::store_as(dtype, test::random_floats(size_t(d), uint32_t(d)));
+      const TensorView bv{dtype, {d}, b.bytes.data()};
+      std::vector<float> got = test::random_floats(size_t(T * d), uint32_t(d + 9)), want = got;
+      ops::add_bias(got.data(), T, d, bv, GetParam());
+      kernels::add_bias(want.data(), T, d, bv);
+      expect_close(got, want, 0.0, 0.0, str_cat("add_bias d=", d));  // one rounding each: exact
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryIsa, ElementwiseTest, testing::ValuesIn(kernels::cpu::runnable_isas()),
+                         test::isa_label);
+
+}  // namespace
+}  // namespace jetmoe

@@ -1,0 +1,48 @@
+// token_cost: the bytes one decoding step reads and the FLOPs of one prompt token, against the
+// spec §1.8 arithmetic written out here independently of the library.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "model/model.h"
+#include "runtime/bench/token_cost.h"
+#include "runtime/random_checkpoint.h"
+
+namespace jetmoe {
+namespace {
+
+TEST(TokenCost, MatchesActiveParameterArithmetic) {
+  JetMoeConfig c;
+  c.vocab_size = 300;
+  c.hidden_size = 32;
+  c.num_layers = 2;
+  c.num_experts = 4;
+  c.top_k = 2;
+  c.num_kv_heads = 2;
+  c.head_dim = 8;
+  c.intermediate_size = 24;
+  c.max_position_embeddings = 64;
+  for (const bool tied : {true, false}) {
+    c.tie_word_embeddings = tied;
+    const std::string dir =
+        (std::filesystem::temp_directory_path() / ("jetmoe_token_cost_" + std::to_string(tied))).string();
+    std::filesystem::remove_all(dir);
+    RandomCheckpointOptions options;
+    options.dtype = DType::BF16;
+    write_random_checkpoint(c, dir, options);
+    const std::unique_ptr<Model> model = Model::load(dir);
+    const TokenCost cost = token_cost(*model);
+
+    const int64_t d = c.hidden_size, hd = c.num_kv_heads * c.head_dim, F = c.intermediate_size, E = c.num_experts,
+                  k = c.top_k, V = c.vocab_size;
+    // Per layer: k experts' Wq, Wo, W_in, W_out; shared kv_proj; two routers, two biases, two norms.
+    const int64_t layer = k * (2 * hd * d + 3 * F * d) + 2 * hd * d + 2 * E * d + 2 * d + 2 * d;
+    const int64_t read_params = c.num_layers * layer + d /* final norm */ + V * d /* head */ + d /* embedding row */;
+    EXPECT_DOUBLE_EQ(cost.weight_bytes_per_generated_token, 2.0 * double(read_params)) << "tied " << tied;
+    EXPECT_DOUBLE_EQ(cost.flops_per_prompt_token, 2.0 * double(c.num_layers * layer + d)) << "tied " << tied;
+    std::filesystem::remove_all(dir);
+  }
+}
+
+}  // namespace
+}  // namespace jetmoe
