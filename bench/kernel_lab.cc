@@ -46,15 +46,16 @@ int main(int argc, char** argv) {
   std::printf("fp32 FMA peak   %.0f GFLOP/s\n", kernels::cpu::measure_fma_peak(pool, 0.05, 5) / 1e9);
   std::printf("bf16 dot peak   %.0f GFLOP/s\n", kernels::cpu::measure_bf16_dot_peak(pool, 0.05, 5) / 1e9);
 
-  // Decoding: one row against a 256 MB BF16 matrix (far beyond the caches).
-  {
-    const int64_t out = 32768, in = 4096;
+  // Decoding: 1 .. 4 rows against the 8B shape's expert matrices, several experts stacked so
+  // the weights come from DRAM (92 MB and 46 MB, beyond the 32 MB L3).
+  for (const auto& [out, in] : {std::pair<int64_t, int64_t>{4 * 2048, 5632}, {11264, 2048}}) {
     const std::vector<uint16_t> w = random_bf16(size_t(out * in));
     const TensorView W{DType::BF16, {out, in}, w.data()};
     for (int64_t T : {1, 2, 4}) {
       std::vector<float> x(size_t(T * in), 0.5f), y(size_t(T * out));
       const double s = best_seconds(5, [&] { ops::matmul_xwT(x.data(), in, T, W, y.data(), out, pool); });
-      std::printf("gemv T=%lld  %.1f GB/s of weights\n", (long long)T, double(w.size() * 2) / s / 1e9);
+      std::printf("gemv %lldx%lld T=%lld  %.1f GB/s of weights\n", (long long)out, (long long)in, (long long)T,
+                  double(w.size() * 2) / s / 1e9);
     }
   }
   // Prefill: an expert of the 8B shape (11264 x 2048) for 16 .. 512 tokens.

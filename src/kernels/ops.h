@@ -56,7 +56,7 @@ void rmsnorm(const float* x, const TensorView& weight, double eps, int64_t T, in
              Isa isa = kernels::cpu::best_isa());
 
 // Rotates `n_heads` heads of one position (head h at x + h * head_stride) by RoPE at `pos`,
-// with cos / sin computed once for all heads; bit-identical to Rope::apply on each head.
+// with cos / sin computed once for all heads (Rope::cos_sin), in the order of Rope::apply.
 void rope(const kernels::Rope& rope, float* x, int64_t n_heads, int64_t head_stride, int64_t pos,
           Isa isa = kernels::cpu::best_isa());
 

@@ -36,7 +36,8 @@ void expert_matmul(const Routing& r, const float* in, int64_t in_stride, bool pe
   ops::matmul_xwT_grouped(jobs, pool, matmul);
   for_rows([&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
-      std::copy(produced.data() + i * out_dim, produced.data() + (i + 1) * out_dim, out + r.by_expert[size_t(i)] * out_dim);
+      std::copy(produced.data() + i * out_dim, produced.data() + (i + 1) * out_dim,
+                out + r.by_expert[size_t(i)] * out_dim);
   });
 }
 

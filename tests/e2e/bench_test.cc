@@ -29,7 +29,8 @@ class BenchCli : public testing::Test {
                                                 {"tie_word_embeddings", true}}
                                                    .dump();
     model_ = (dir_ / "model").string();
-    const CliResult r = run_cli({"init", "--config", (dir_ / "config.json").string(), "--out", model_, "--dtype", "bf16"});
+    const CliResult r =
+        run_cli({"init", "--config", (dir_ / "config.json").string(), "--out", model_, "--dtype", "bf16"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   void TearDown() override { fs::remove_all(dir_); }

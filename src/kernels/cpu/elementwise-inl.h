@@ -74,8 +74,8 @@ void add(float* y, const float* b, int64_t n) {
   for (; i < n; ++i) y[i] += b[i];
 }
 
-// a' = a c - b s, b' = b c + a s as two products and a sum (no FMA), like the oracle, so the
-// rotation is bit-identical to Rope::apply.
+// a' = a c - b s, b' = b c + a s in the oracle's order (the compiler may still contract a
+// product and the sum into one FMA, which only rounds less).
 void rope(float* x, int64_t n_heads, int64_t head_stride, int64_t half, const float* cos, const float* sin) {
   for (int64_t h = 0; h < n_heads; ++h) {
     float* lo = x + h * head_stride;

@@ -55,8 +55,10 @@ inline void gemv_tile(const float* x, int64_t ldx, const WeightMatrix& W, int64_
     const int n = int(std::min<int64_t>(N, K - k));
     for (int i = 0; i < kRows; ++i) {
       const V w = n == N ? load_weights<kType>(W, o + i, k) : load_weights_n<kType>(W, o + i, k, n);
-      for (int t = 0; t < kT; ++t)
-        acc[i][t][0] = Simd::fma(w, n == N ? Simd::load(x + t * ldx + k) : Simd::load_n(x + t * ldx + k, n), acc[i][t][0]);
+      for (int t = 0; t < kT; ++t) {
+        const V xv = n == N ? Simd::load(x + t * ldx + k) : Simd::load_n(x + t * ldx + k, n);
+        acc[i][t][0] = Simd::fma(w, xv, acc[i][t][0]);
+      }
     }
   }
   for (int i = 0; i < kRows; ++i)

@@ -50,9 +50,9 @@ struct Tile {
 // Decoding tiles cover about 64 KB of weights (enough to amortise taking a tile, small enough to
 // balance); prefill tiles 128 output columns (a multiple of every ISA's panel width).
 constexpr int64_t kGemvTileBytes = 64 * 1024;
-// Element-wise ops smaller than this run on the calling thread.
-constexpr int64_t kParallelElements = 1 << 16;
 constexpr int64_t kGemmTileCols = 128;
+// Element-wise ops smaller than this run on the calling thread (waking the pool costs ~10 us).
+constexpr int64_t kParallelElements = 1 << 16;
 
 void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const MatmulOptions& options) {
   const KernelTable& kt = table_for(options.isa);
@@ -60,8 +60,9 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
   std::vector<Tile> tiles;
   for (const MatmulJob& job : jobs) {
     const WeightMatrix W = weight_matrix(job.W);
-    JM_CHECK(job.rows >= 0 && job.x_stride >= W.cols && job.y_stride >= W.rows, "matmul: ", job.rows, " rows with x stride ",
-             job.x_stride, " and y stride ", job.y_stride, " do not fit weight ", shape_str(job.W.shape));
+    JM_CHECK(job.rows >= 0 && job.x_stride >= W.cols && job.y_stride >= W.rows, "matmul: ", job.rows,
+             " rows with x stride ", job.x_stride, " and y stride ", job.y_stride, " do not fit weight ",
+             shape_str(job.W.shape));
     if (job.rows == 0 || W.rows == 0) continue;
     PreparedJob p{&job, W, job.rows <= kernels::cpu::kGemvMaxRows, job.x, job.x_stride, {}, {}};
     if (!p.gemv && options.activations == Activations::BF16 && W.dtype == DType::BF16) {
@@ -76,8 +77,8 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
         p.ldx = W.cols;
       }
     }
-    const int64_t step = p.gemv ? std::max<int64_t>(4, kGemvTileBytes / std::max<int64_t>(1, W.cols * int64_t(dtype_size(W.dtype))) / 4 * 4)
-                                : kGemmTileCols;
+    const int64_t row_bytes = std::max<int64_t>(1, W.cols * int64_t(dtype_size(W.dtype)));
+    const int64_t step = p.gemv ? std::max<int64_t>(4, kGemvTileBytes / row_bytes / 4 * 4) : kGemmTileCols;
     for (int64_t o = 0; o < W.rows; o += step)
       tiles.push_back({int32_t(prepared.size()), o, std::min(W.rows, o + step)});
     prepared.push_back(std::move(p));
@@ -133,7 +134,6 @@ void silu_glu(const float* u, int64_t n, int64_t F, float* z, ThreadPool& pool, 
   const auto rows = [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) kt.silu_glu(u + r * 2 * F, u + r * 2 * F + F, F, z + r * F);
   };
-  // Waking the pool costs microseconds: decoding's few rows run inline.
   if (n * F < kParallelElements) rows(0, n);
   else pool.parallel_for(n, rows);
 }
@@ -161,7 +161,8 @@ void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D
   // ends with cheap items.
   const int64_t blocks = (rows + kAttentionMaxRows - 1) / kAttentionMaxRows;
   const float scale = 1.0f / std::sqrt(float(D));
-  kernels::cpu::for_each_item(pool, blocks * H, kernels::cpu::attention_scratch_floats(D), [&](int64_t item, float* scratch) {
+  const int64_t scratch_floats = kernels::cpu::attention_scratch_floats(D);
+  kernels::cpu::for_each_item(pool, blocks * H, scratch_floats, [&](int64_t item, float* scratch) {
     const int64_t block = blocks - 1 - item / H, j = item % H;
     const int64_t a0 = block * kAttentionMaxRows;
     kernels::cpu::AttentionBlock b;

@@ -27,7 +27,9 @@ struct Simd {
   static V bf16_to_f32(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
   static V load_bf16(const uint16_t* p) { return bf16_to_f32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static V load_bf16_n(const uint16_t* p, int n) { return bf16_to_f32(_mm256_maskz_loadu_epi16(mask(n), p)); }
-  static V load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static V load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static V load_f16_n(const uint16_t* p, int n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(n), p)); }
 
   // In-place transpose of a 16 x 16 block held as 16 row vectors.
@@ -61,7 +63,8 @@ struct Simd {
   static V exp(V x) {
     const V lo = set1(-104.0f), hi = set1(88.8f);
     x = _mm512_min_ps(hi, _mm512_max_ps(lo, x));  // max/min return x itself when x is NaN
-    const V n = _mm512_roundscale_ps(_mm512_mul_ps(x, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const V n = _mm512_roundscale_ps(_mm512_mul_ps(x, set1(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     V r = _mm512_fnmadd_ps(n, set1(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, set1(-2.12194440e-4f), r);
     V p = set1(1.9875691500e-4f);

@@ -76,7 +76,8 @@ double time_generation(const Model& model, KvCache& cache, const std::vector<int
   FloatTensor logits;
   cache.clear();
   const auto start = Clock::now();
-  for (int32_t token : tokens) model.forward(std::span<const int32_t>(&token, 1), cache, logits, pool, LogitsMode::Last);
+  for (int32_t token : tokens)
+    model.forward(std::span<const int32_t>(&token, 1), cache, logits, pool, LogitsMode::Last);
   return seconds_since(start);
 }
 
@@ -109,9 +110,9 @@ void run_tests(ModelRun& run, ThreadPool& pool, const MachineLimits& limits, Ben
   base.threads = pool.num_threads();
   // Warm-up: pages the weights in and sizes every buffer once.
   if (!run.prompt.empty()) time_prompt(run.model, run.cache, run.prompt, pool);
-  const size_t warm_gen = std::min<size_t>(4, run.generated.size());
-  time_generation(run.model, run.cache, std::vector<int32_t>(run.generated.begin(), run.generated.begin() + long(warm_gen)),
-                  pool);
+  const std::vector<int32_t> warm_gen(run.generated.begin(),
+                                      run.generated.begin() + long(std::min<size_t>(4, run.generated.size())));
+  time_generation(run.model, run.cache, warm_gen, pool);
   if (!run.prompt.empty()) {
     BenchRow row = base;
     row.test = "pp" + std::to_string(run.prompt.size());
@@ -193,8 +194,9 @@ std::string bench_markdown(const BenchReport& report) {
   out += "kernels: " + report.isa + "\n\n";
   out += "| threads | read GB/s | fp32 FMA GFLOP/s | bf16 dot GFLOP/s |\n| ---: | ---: | ---: | ---: |\n";
   for (const MachineLimits& m : report.limits) {
-    std::snprintf(buf, sizeof buf, "| %d | %.1f | %.0f | %s |\n", m.threads, m.read_bytes_per_s / 1e9, m.fma_flops / 1e9,
-                  m.bf16_dot_flops > 0 ? std::to_string(int64_t(m.bf16_dot_flops / 1e9)).c_str() : "-");
+    const std::string bf16 = m.bf16_dot_flops > 0 ? std::to_string(int64_t(m.bf16_dot_flops / 1e9)) : "-";
+    std::snprintf(buf, sizeof buf, "| %d | %.1f | %.0f | %s |\n", m.threads, m.read_bytes_per_s / 1e9,
+                  m.fma_flops / 1e9, bf16.c_str());
     out += buf;
   }
   out += "\n| model | dtype | size | params (active) | threads | act | test | t/s | bound t/s | % of bound |\n";
@@ -202,8 +204,8 @@ std::string bench_markdown(const BenchReport& report) {
   for (const BenchRow& r : report.rows) {
     const std::string params = human_params(r.params) + " (" + human_params(r.active_params) + ")";
     std::snprintf(buf, sizeof buf, "| %s | %s | %s | %s | %d | %s | %s | %.2f ± %.2f | %.2f | %.1f%% |\n",
-                  r.model.c_str(), r.weight_dtype.c_str(), human_bytes(r.weight_bytes).c_str(), params.c_str(), r.threads,
-                  r.activations.c_str(), r.test.c_str(),
+                  r.model.c_str(), r.weight_dtype.c_str(), human_bytes(r.weight_bytes).c_str(), params.c_str(),
+                  r.threads, r.activations.c_str(), r.test.c_str(),
                   r.mean, r.stddev, r.bound_tokens_per_s, 100.0 * r.fraction_of_bound);
     out += buf;
   }

@@ -57,7 +57,8 @@ void expect_matches_oracle(const float* y, int64_t y_stride, const std::vector<f
       const double tol = 2.0 * test::gamma_n(in + 1) * sum_abs;
       const double got = y[t * y_stride + o], ref = want[size_t(t * out + o)];
       if (!(std::fabs(got - ref) <= tol) && ++failures <= 3)
-        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", oracle " << ref << ", tolerance " << tol;
+        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", oracle " << ref << ", tolerance "
+                      << tol;
     }
     for (int64_t t = 0; t < T; ++t)
       for (int64_t c = out; c < y_stride; ++c)
