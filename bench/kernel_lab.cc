@@ -1,15 +1,23 @@
 // Kernel lab: times single kernels of ops.h against the machine probes, outside the model.
 // Build and run with bench/kernel_lab.sh (links the static libraries of a build directory).
 //   kernel_lab [threads]
+// GCC 12's AVX-512 headers build "undefined" vectors by self-initialisation, which its own
+// -Wmaybe-uninitialized then reports at every inlined use (see kernels/cpu/isa_avx512.cc).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/machine_probe.h"
 #include "kernels/ops.h"
 
@@ -36,15 +44,151 @@ std::vector<uint16_t> random_bf16(size_t n) {
   return out;
 }
 
+// A [rows, cols] quantized weight: 64 rows quantized from normal values, repeated (quantizing
+// hundreds of MB value by value would take longer than the measurement).
+std::vector<uint8_t> quantized_weight(DType t, int64_t rows, int64_t cols) {
+  const int64_t pattern_rows = 64;
+  std::mt19937 gen(1);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> values(size_t(pattern_rows * cols));
+  for (float& v : values) v = dist(gen);
+  const size_t row_bytes = dtype_bytes(t, cols);
+  std::vector<uint8_t> pattern(row_bytes * pattern_rows), out(row_bytes * size_t(rows));
+  from_f32(t, values.data(), pattern.data(), values.size());
+  for (int64_t r = 0; r < rows; r += pattern_rows)
+    std::memcpy(out.data() + size_t(r) * row_bytes, pattern.data(),
+                size_t(std::min(pattern_rows, rows - r)) * row_bytes);
+  return out;
+}
+
+// Version 0 of the quantized decoding product, kept for comparison: dequantize each weight block
+// to fp32 in registers and multiply with the fp32 activations (no activation quantization), one
+// row at a time. AVX-512 only; W is Q8_0 or Q4_0, x one row.
+__attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void gemv_dequant_f32(const float* x,
+                                                                                   const TensorView& W, int64_t o0,
+                                                                                   int64_t o1, float* y) {
+  const int64_t cols = W.shape[1], blocks = cols / 32;
+  const size_t block_bytes = dtype_block_bytes(W.dtype), row_bytes = dtype_bytes(W.dtype, cols);
+  const bool q8 = W.dtype == DType::Q8_0;
+  for (int64_t o = o0; o < o1; ++o) {
+    const uint8_t* row = static_cast<const uint8_t*>(W.data) + size_t(o) * row_bytes;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < blocks; ++b) {
+      const uint8_t* block = row + size_t(b) * block_bytes;
+      uint16_t h;
+      std::memcpy(&h, block, 2);
+      __m128i lo, hi;  // values 0..15 and 16..31 as bytes
+      if (q8) {
+        lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+        hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18));
+      } else {
+        const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+        const __m128i m = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+        lo = _mm_sub_epi8(_mm_and_si128(p, m), eight);
+        hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(p, 4), m), eight);
+      }
+      const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi));
+      const __m512 dot =
+          _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + b * 32 + 16), _mm512_mul_ps(w0, _mm512_loadu_ps(x + b * 32)));
+      if (b % 2 == 0) acc0 = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(h)), dot, acc0);
+      else acc1 = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(h)), dot, acc1);
+    }
+    y[o] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  }
+}
+
+// Seconds of the best of `reps` runs of fn, each run right after a pass of the read-bandwidth
+// probe over `probe_buffer`; *probe_seconds gets the best probe pass. On a shared machine the
+// bandwidth left to us changes from second to second, so only interleaved runs compare.
+template <class Fn>
+double best_seconds_beside_probe(ThreadPool& pool, const std::vector<float>& probe_buffer, int reps,
+                                 double* probe_seconds, const Fn& fn) {
+  const auto& kt = kernels::cpu::kernel_table(kernels::cpu::best_isa());
+  const int parts = pool.num_threads();
+  const int64_t n = int64_t(probe_buffer.size());
+  std::vector<float> sinks(static_cast<size_t>(parts));
+  double best = 1e30, probe = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    probe = std::min(probe, best_seconds(1, [&] {
+      pool.parallel_for(parts, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p)
+          sinks[size_t(p)] = kt.read_sum(probe_buffer.data() + n * p / parts, n * (p + 1) / parts - n * p / parts);
+      });
+    }));
+    best = std::min(best, best_seconds(1, fn));
+  }
+  *probe_seconds = probe;
+  return best;
+}
+
+// Quantized weights: decoding products (GB/s of weights against the read bandwidth, measured
+// interleaved) for the 8B expert shapes, 16 experts stacked so the weights come from DRAM (208 -
+// 392 MB: with 8, part of them stayed in the 32 MB L3 between runs), and
+// prefill products of one expert (GOP/s against the bf16 dot-product peak).
+void quantized_products(ThreadPool& pool, double bf16_peak) {
+  const std::vector<float> probe_buffer(size_t(384) << 18, 1.0f);  // 384 MiB, written: own pages
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    for (const auto& [out, in] : {std::pair<int64_t, int64_t>{16 * 11264, 2048}, {16 * 2048, 5632}}) {
+      const std::vector<uint8_t> w = quantized_weight(t, out, in);
+      const TensorView W{t, {out, in}, w.data()};
+      for (int64_t T : {1, 2, 4}) {
+        std::vector<float> x(size_t(T * in), 0.5f), y(size_t(T * out));
+        double probe = 0.0;
+        const double s = best_seconds_beside_probe(pool, probe_buffer, 10, &probe, [&] {
+          ops::matmul_xwT(x.data(), in, T, W, y.data(), out, pool);
+        });
+        const double gbs = double(w.size()) / s / 1e9, bandwidth = double(probe_buffer.size() * 4) / probe;
+        std::printf("gemv %s %lldx%lld T=%lld  %.1f GB/s of weights (%.0f%% of the read bandwidth beside it, "
+                    "%.1f GB/s)\n",
+                    std::string(dtype_name(t)).c_str(), (long long)out, (long long)in, (long long)T, gbs,
+                    100.0 * gbs * 1e9 / bandwidth, bandwidth / 1e9);
+      }
+      if (kernels::cpu::hardware_isa() >= kernels::cpu::Isa::Avx512) {
+        std::vector<float> x(static_cast<size_t>(in), 0.5f), y(static_cast<size_t>(out));
+        const int64_t step = 64;
+        double probe = 0.0;
+        const double s = best_seconds_beside_probe(pool, probe_buffer, 10, &probe, [&] {
+          pool.parallel_for((out + step - 1) / step, [&](int64_t b, int64_t e) {
+            gemv_dequant_f32(x.data(), W, b * step, std::min(out, e * step), y.data());
+          });
+        });
+        const double gbs = double(w.size()) / s / 1e9, bandwidth = double(probe_buffer.size() * 4) / probe;
+        std::printf("  v0 (dequantize to fp32 in registers) T=1  %.1f GB/s (%.0f%%)\n", gbs,
+                    100.0 * gbs * 1e9 / bandwidth);
+      }
+    }
+    const int64_t out = 11264, in = 2048;
+    const std::vector<uint8_t> w = quantized_weight(t, out, in);
+    const TensorView W{t, {out, in}, w.data()};
+    for (int64_t T : {16, 64, 128, 512}) {
+      std::vector<float> x(size_t(T * in)), y(size_t(T * out));
+      std::mt19937 gen(2);
+      std::normal_distribution<float> dist(0.0f, 1.0f);
+      for (float& v : x) v = dist(gen);
+      const double s = best_seconds(3, [&] { ops::matmul_xwT(x.data(), in, T, W, y.data(), out, pool); });
+      const double gops = 2.0 * double(T * out * in) / s / 1e9;
+      std::printf("gemm %s T=%-4lld  %.0f GOP/s (%.0f%% of the bf16 peak)\n", std::string(dtype_name(t)).c_str(),
+                  (long long)T, gops, 100.0 * gops * 1e9 / std::max(bf16_peak, 1.0));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   ThreadPool pool(threads);
   std::printf("threads %d, isa %s\n", threads, std::string(kernels::cpu::isa_name(kernels::cpu::best_isa())).c_str());
-  std::printf("read bandwidth  %.1f GB/s\n", kernels::cpu::measure_read_bandwidth(pool, size_t(512) << 20, 5) / 1e9);
+  const double bandwidth = kernels::cpu::measure_read_bandwidth(pool, size_t(512) << 20, 5);
+  const double bf16_peak = kernels::cpu::measure_bf16_dot_peak(pool, 0.05, 5);
+  std::printf("read bandwidth  %.1f GB/s\n", bandwidth / 1e9);
   std::printf("fp32 FMA peak   %.0f GFLOP/s\n", kernels::cpu::measure_fma_peak(pool, 0.05, 5) / 1e9);
-  std::printf("bf16 dot peak   %.0f GFLOP/s\n", kernels::cpu::measure_bf16_dot_peak(pool, 0.05, 5) / 1e9);
+  std::printf("bf16 dot peak   %.0f GFLOP/s\n", bf16_peak / 1e9);
+  // `kernel_lab THREADS quant`: only the quantized products.
+  if (argc > 2 && std::string(argv[2]) == "quant") {
+    quantized_products(pool, bf16_peak);
+    return 0;
+  }
 
   // Decoding: 1 .. 4 rows against the 8B shape's expert matrices, several experts stacked so
   // the weights come from DRAM (92 MB and 46 MB, beyond the 32 MB L3).
@@ -82,5 +226,6 @@ int main(int argc, char** argv) {
     const double flops = 4.0 * double(k * H * D) * double(T) * double(T + 1) / 2.0;
     std::printf("attention T=%lld  %.0f GFLOP/s\n", (long long)T, flops / s / 1e9);
   }
+  quantized_products(pool, bf16_peak);
   return 0;
 }

@@ -4,8 +4,24 @@
 
 #include "common.h"
 #include "runtime/bench/bench.h"
+#include "train/optimizer.h"
 
 namespace jetmoe::cli {
+
+namespace {
+
+// The update of a `jetmoe train` step with the default training config: clip the global gradient
+// norm to 1, then AdamW (default betas, eps and weight decay) at a fixed learning rate.
+ParamUpdate clipped_adamw(const std::vector<ParamSpec>& specs) {
+  auto adamw = std::make_shared<AdamW>(optimized_params(specs, /*decay_norms_and_biases=*/false), AdamWOptions{});
+  return [adamw](std::span<const std::span<float>> params, std::span<const std::span<float>> grads) {
+    clip_grad_global_norm(grads, 1.0);
+    const std::vector<std::span<const float>> read_only(grads.begin(), grads.end());
+    adamw->step(params, read_only, 1e-4);
+  };
+}
+
+}  // namespace
 
 Command add_bench_command(CLI::App& parent) {
   struct Flags {
@@ -32,6 +48,14 @@ Command add_bench_command(CLI::App& parent) {
   app->add_option("-n,--n-gen", o.n_gen, "Generated tokens of the tg test; 0 = skip it")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+  app->add_option("--train-batch", o.train_batch,
+                  "Also time training steps (forward + backward + clipped AdamW update) of this many random "
+                  "sequences on fp32 master copies of the weights; 0 = skip")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 16));
+  app->add_option("--train-len", o.train_seq_len, "Tokens per sequence of the training test")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   app->add_option("-r,--repetitions", o.reps, "Repetitions of each test (mean ± std over them)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
@@ -50,6 +74,7 @@ Command add_bench_command(CLI::App& parent) {
   return {app, [flags] {
             for (const std::string& dir : flags->options.models) check_model_dir(dir);
             flags->options.bandwidth_bytes = flags->bandwidth_mib << 20;
+            flags->options.train_update = clipped_adamw;
             flags->options.activations.clear();
             for (const std::string& a : flags->activations)
               flags->options.activations.push_back(a == "bf16" ? ops::Activations::BF16 : ops::Activations::F32);

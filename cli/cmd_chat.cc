@@ -8,7 +8,7 @@
 #include "common.h"
 #include "core/error.h"
 #include "core/parallel.h"
-#include "formats/tokenizer/tokenizer.h"
+#include "formats/model_files.h"
 #include "model/model.h"
 #include "runtime/chat_template.h"
 #include "runtime/generator.h"
@@ -34,7 +34,7 @@ void run_chat(const ChatFlags& flags) {
   check_model_dir(flags.model_dir);
   if (!has_tokenizer(flags.model_dir))
     fail(flags.model_dir, ": chat needs a tokenizer (tokenizer.json or tokenizer.model) in the model directory");
-  const Tokenizer tokenizer = Tokenizer::load(flags.model_dir);
+  const Tokenizer tokenizer = load_model_tokenizer(flags.model_dir);
   const std::unique_ptr<Model> model = Model::load(flags.model_dir);
   ThreadPool pool(flags.threads);
   // The session keeps the conversation's KV cache: each turn only evaluates what is new.

@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "common.h"
-#include "formats/tokenizer/tokenizer.h"
+#include "formats/model_files.h"
 #include "runtime/id_list.h"
 
 namespace jetmoe::cli {
@@ -15,7 +15,8 @@ Command add_detokenize_command(CLI::App& parent) {
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* app = parent.add_subcommand("detokenize", "Print the text of comma-separated token ids");
-  app->add_option("--tokenizer", flags->tokenizer, "tokenizer.json, tokenizer.model, or a directory holding one")
+  app->add_option("--tokenizer", flags->tokenizer,
+                  "tokenizer.json, tokenizer.model, a directory holding one, or a .gguf model")
       ->required()
       ->type_name("PATH");
   app->add_option("--ids", flags->ids, "Comma-separated token ids, e.g. 1,306,4658")
@@ -23,7 +24,7 @@ Command add_detokenize_command(CLI::App& parent) {
       ->check(id_list_validator());
   app->add_flag("--skip-special", flags->skip_special, "Leave special tokens such as <s> and </s> out");
   return {app, [flags] {
-            const Tokenizer tokenizer = Tokenizer::load(flags->tokenizer);
+            const Tokenizer tokenizer = load_model_tokenizer(flags->tokenizer);
             std::cout << tokenizer.decode(parse_id_list(flags->ids), flags->skip_special) << "\n";
           }};
 }

@@ -6,7 +6,7 @@
 #include "common.h"
 #include "core/error.h"
 #include "core/parallel.h"
-#include "formats/tokenizer/tokenizer.h"
+#include "formats/model_files.h"
 #include "model/model.h"
 #include "runtime/generator.h"
 #include "runtime/id_list.h"
@@ -48,7 +48,7 @@ void run_generate(const GenerateFlags& flags) {
   check_model_dir(flags.model_dir);
 
   std::optional<Tokenizer> tokenizer;
-  if (has_tokenizer(flags.model_dir)) tokenizer = Tokenizer::load(flags.model_dir);
+  if (has_tokenizer(flags.model_dir)) tokenizer = load_model_tokenizer(flags.model_dir);
   std::vector<int32_t> prompt;
   if (!flags.prompt.empty()) {
     if (!tokenizer)

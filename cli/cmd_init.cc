@@ -16,7 +16,7 @@ struct InitFlags {
   uint64_t seed = 0;
   std::string dtype = "bf16";
   std::string tokenizer;
-  size_t shard_size = 0;
+  size_t shard_size = size_t(4) << 30;  // only one shard is held in memory while writing
   bool force = false;
 };
 
@@ -47,7 +47,9 @@ Command add_init_command(CLI::App& parent) {
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   app->add_option("--tokenizer", flags->tokenizer, "Tokenizer file (or directory) to copy into the checkpoint")
       ->type_name("PATH");
-  app->add_option("--shard-size", flags->shard_size, "Split the weights into shards of at most BYTES; 0 = one file")
+  app->add_option("--shard-size", flags->shard_size, "Split the weights into shards of at most BYTES (only one shard is in memory at a "
+                  "time); 0 = one file")
+      ->capture_default_str()
       ->type_name("BYTES");
   app->add_flag("--force", flags->force, "Write into a non-empty output directory");
   return {app, [flags] { run_init(*flags); }};

@@ -1,5 +1,6 @@
 // jetmoe train: pretrain a JetMoE from a training config (src/train/train_config.h documents it).
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 
 #include "common.h"
@@ -40,8 +41,9 @@ void run_train(const TrainFlags& flags) {
   if (!checkpoint.empty()) trainer.resume(checkpoint);
   const TrainSummary summary = trainer.run();
   std::cerr << "done: " << summary.steps << " steps, loss " << summary.last_loss << ", eval loss "
-            << summary.last_eval_loss << ", " << int64_t(summary.tokens_per_second) << " tokens/s; model in "
-            << summary.last_checkpoint << "\n";
+            << summary.last_eval_loss << ", " << int64_t(summary.tokens_per_second) << " tokens/s";
+  if (summary.mfu > 0) std::cerr << " (mfu " << std::setprecision(2) << 100.0 * summary.mfu << "%)";
+  std::cerr << "; model in " << summary.last_checkpoint << "\n";
   std::cout << summary.last_checkpoint << "\n";
 }
 

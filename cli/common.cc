@@ -6,20 +6,23 @@
 #include <thread>
 
 #include "core/error.h"
+#include "formats/model_files.h"
 #include "runtime/id_list.h"
 
 namespace jetmoe::cli {
 
-void add_model_flag(CLI::App& app, std::string& dir) {
-  app.add_option("-m,--model", dir, "Checkpoint directory in the Hugging Face layout (config.json + safetensors)")
+void add_model_flag(CLI::App& app, std::string& path) {
+  app.add_option("-m,--model", path,
+                 "Model: a checkpoint directory in the Hugging Face layout (config.json + safetensors) or a .gguf file")
       ->required()
-      ->type_name("DIR");
+      ->type_name("PATH");
 }
 
-void check_model_dir(const std::string& dir) {
+void check_model_dir(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(dir, ec)) fail(dir, ": model directory does not exist");
-  if (!std::filesystem::is_directory(dir, ec)) fail(dir, ": not a directory (expected a model directory)");
+  if (!std::filesystem::exists(path, ec)) fail(path, ": model does not exist (expected a model directory or a .gguf file)");
+  if (!std::filesystem::is_directory(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    fail(path, ": not a model directory or a .gguf file");
 }
 
 void add_threads_flag(CLI::App& app, int& threads) {
@@ -76,11 +79,6 @@ CLI::Validator id_list_validator() {
       "ID,ID,...");
 }
 
-bool has_tokenizer(const std::string& model_dir) {
-  std::error_code ec;
-  for (const char* name : {"tokenizer.json", "tokenizer.model"})
-    if (std::filesystem::is_regular_file(std::filesystem::path(model_dir) / name, ec)) return true;
-  return false;
-}
+bool has_tokenizer(const std::string& model) { return model_has_tokenizer(model); }
 
 }  // namespace jetmoe::cli

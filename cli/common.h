@@ -32,12 +32,15 @@ Command add_serve_command(CLI::App& parent);
 Command add_bench_command(CLI::App& parent);
 Command add_prepare_command(CLI::App& parent);
 Command add_train_command(CLI::App& parent);
+Command add_quantize_command(CLI::App& parent);
+Command add_perplexity_command(CLI::App& parent);
 
-// -m/--model DIR (required). A missing directory is reported when loading (exit 1).
-void add_model_flag(CLI::App& app, std::string& dir);
-// Throws jetmoe::Error if `dir` is not an existing directory (a clearer message than the
-// missing config.json inside it would give).
-void check_model_dir(const std::string& dir);
+// -m/--model PATH (required): a checkpoint directory in the HF layout or a .gguf file. A missing
+// model is reported when loading (exit 1).
+void add_model_flag(CLI::App& app, std::string& path);
+// Throws jetmoe::Error if `path` is neither an existing directory nor a file (a clearer message
+// than the missing config.json inside it would give). A file is checked as GGUF when it is opened.
+void check_model_dir(const std::string& path);
 // --threads N, defaulting to the number of hardware threads.
 void add_threads_flag(CLI::App& app, int& threads);
 
@@ -54,7 +57,8 @@ void add_sampling_flags(CLI::App& app, SamplingFlags& flags);
 // so a bad list is a usage error (exit 2).
 CLI::Validator id_list_validator();
 
-// Whether a model directory ships a tokenizer (tokenizer.json or tokenizer.model).
-bool has_tokenizer(const std::string& model_dir);
+// Whether a model ships a tokenizer: tokenizer.json or tokenizer.model in a directory, or one
+// embedded in a GGUF file (model_has_tokenizer).
+bool has_tokenizer(const std::string& model);
 
 }  // namespace jetmoe::cli

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
       add_generate_command(app), add_chat_command(app),       add_forward_command(app),
       add_tokenize_command(app), add_detokenize_command(app), add_info_command(app),
       add_init_command(app),     add_bench_command(app),      add_serve_command(app),
-      add_prepare_command(app),   add_train_command(app),
+      add_prepare_command(app),   add_train_command(app),       add_quantize_command(app),
+      add_perplexity_command(app),
   };
 
   CLI::App* help = app.add_subcommand("help", "Explain jetmoe or one of its commands");

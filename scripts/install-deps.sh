@@ -26,6 +26,11 @@ if [ -f tools/serve/package-lock.json ] && { [ ! -d tools/serve/node_modules/ope
      [ tools/serve/package-lock.json -nt tools/serve/node_modules/.package-lock.json ]; }; then
   (cd tools/serve && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# Test-only independent GGUF reader (tools/gguf): Hugging Face's @huggingface/gguf.
+if [ -f tools/gguf/package-lock.json ] && { [ ! -d tools/gguf/node_modules/@huggingface/gguf ] ||
+     [ tools/gguf/package-lock.json -nt tools/gguf/node_modules/.package-lock.json ]; }; then
+  (cd tools/gguf && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 if [ -x tools/tokenizer/fetch_assets.sh ]; then
   tools/tokenizer/fetch_assets.sh build/tokenizer-assets

@@ -1,4 +1,5 @@
-// Element types of stored tensors and their exact conversions to and from float32.
+// Element types of stored tensors and their conversions to and from float32: exact for the float
+// types, (de)quantization for the block-quantized ones.
 #pragma once
 
 #include <cstddef>
@@ -9,21 +10,57 @@
 
 namespace jetmoe {
 
-enum class DType : uint8_t { F32, BF16, F16 };
+// Q8_0 and Q4_0 are the block formats of GGML / GGUF, bit for bit, so GGUF files interoperate:
+// each run of 32 consecutive values of a row is one block holding an f16 scale d, then
+//   Q8_0: 32 int8 q,                 value = d * q                       (34 bytes)
+//   Q4_0: 16 bytes of 4-bit q, value j in the low nibble of byte j and value j + 16 in its high
+//         nibble, value = d * (q - 8)                                      (18 bytes)
+// Rows of a quantized tensor must therefore be a multiple of 32 long.
+enum class DType : uint8_t { F32, BF16, F16, Q8_0, Q4_0 };
 
-inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+inline constexpr int64_t kQuantBlock = 32;
+
+inline bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+// Values per block: 1 for the float types, kQuantBlock for the quantized ones.
+inline int64_t dtype_block_elems(DType t) { return dtype_is_quantized(t) ? kQuantBlock : 1; }
+
+// Bytes per block (per element for the float types).
+inline size_t dtype_block_bytes(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::BF16:
+    case DType::F16: return 2;
+    case DType::Q8_0: return 2 + 32;
+    case DType::Q4_0: return 2 + 16;
+  }
+  return 0;
+}
+
+// Bytes per element of a float type; only meaningful for the float types.
+inline size_t dtype_size(DType t) { return dtype_block_bytes(t); }
+
+// Bytes of n consecutive values; n must be a multiple of dtype_block_elems(t).
+inline size_t dtype_bytes(DType t, int64_t n) {
+  return size_t(n / dtype_block_elems(t)) * dtype_block_bytes(t);
+}
 
 inline std::string_view dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "F32";
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
   }
   return "?";
 }
 
-// Parses "F32" / "BF16" / "F16" (safetensors spelling) and the lower-case CLI spelling.
+// Parses the float types: "F32" / "BF16" / "F16" (safetensors spelling) and the lower-case CLI
+// spelling. Quantized names are not accepted here (safetensors has no such types).
 bool parse_dtype(std::string_view name, DType* out);
+// Parses "q8_0" / "Q8_0" / "q4_0" / "Q4_0".
+bool parse_quant_dtype(std::string_view name, DType* out);
 
 inline float bf16_to_f32(uint16_t h) {
   uint32_t bits = uint32_t(h) << 16;
@@ -44,9 +81,11 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
-// Converts n elements of type `t` at `src` to float32.
+// Converts n elements of type `t` at `src` to float32. For a quantized type, src is the start of
+// a block and n a multiple of kQuantBlock.
 void to_f32(DType t, const void* src, float* dst, size_t n);
-// Converts n floats to type `t` (round to nearest even).
+// Converts n floats to type `t`: round to nearest even for the float types; for the quantized
+// ones, GGML's reference quantization of each block (n a multiple of kQuantBlock).
 void from_f32(DType t, const float* src, void* dst, size_t n);
 
 }  // namespace jetmoe

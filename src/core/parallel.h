@@ -11,7 +11,8 @@
 namespace jetmoe {
 
 // A persistent pool; parallel_for splits [0, n) into contiguous chunks, one per thread, and
-// blocks until all are done. With one thread it runs inline.
+// blocks until all are done. With one thread it runs inline. One caller at a time: two threads
+// must not call parallel_for on the same pool concurrently (give each its own pool).
 class ThreadPool {
  public:
   explicit ThreadPool(int num_threads);

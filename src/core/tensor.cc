@@ -18,7 +18,7 @@ TensorView TensorView::slice0(int64_t i) const {
   TensorView out;
   out.dtype = dtype;
   out.shape.assign(shape.begin() + 1, shape.end());
-  out.data = static_cast<const char*>(data) + size_t(i) * size_t(shape_numel(out.shape)) * dtype_size(dtype);
+  out.data = static_cast<const char*>(data) + size_t(i) * dtype_bytes(dtype, shape_numel(out.shape));
   return out;
 }
 

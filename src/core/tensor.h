@@ -25,7 +25,7 @@ struct TensorView {
   const void* data = nullptr;
 
   int64_t numel() const { return shape_numel(shape); }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  size_t nbytes() const { return dtype_bytes(dtype, numel()); }
   // Element offset of row `i` of the first dimension (e.g. expert i of an [E, out, in] stack).
   TensorView slice0(int64_t i) const;
   bool empty() const { return data == nullptr; }

@@ -6,6 +6,8 @@
 
 #include "core/error.h"
 #include "formats/atomic_file.h"
+#include "formats/gguf.h"
+#include "formats/gguf_jetmoe.h"
 #include "formats/json_strict.h"
 
 namespace jetmoe {
@@ -62,16 +64,18 @@ std::string shard_file_name(size_t i, size_t n) {
 
 // Greedy in the caller's order (as HF does): a new shard starts when the next tensor would
 // push the current one past the limit. A tensor larger than the limit gets a shard of its own.
-std::vector<std::vector<NamedTensor>> split_into_shards(const std::vector<NamedTensor>& tensors, size_t max_bytes) {
-  std::vector<std::vector<NamedTensor>> shards;
+// Returns the [begin, end) index range of each shard.
+std::vector<std::pair<size_t, size_t>> plan_shards(const std::vector<TensorSpec>& specs, size_t max_bytes) {
+  std::vector<std::pair<size_t, size_t>> shards;
   size_t current_bytes = 0;
-  for (const NamedTensor& t : tensors) {
-    if (shards.empty() || (!shards.back().empty() && current_bytes + t.view.nbytes() > max_bytes)) {
-      shards.emplace_back();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const size_t bytes = specs[i].nbytes();
+    if (shards.empty() || (shards.back().second > shards.back().first && current_bytes + bytes > max_bytes)) {
+      shards.emplace_back(i, i);
       current_bytes = 0;
     }
-    shards.back().push_back(t);
-    current_bytes += t.view.nbytes();
+    shards.back().second = i + 1;
+    current_bytes += bytes;
   }
   return shards;
 }
@@ -92,6 +96,22 @@ TensorStore TensorStore::open_file(const std::string& path) {
     store.tensors_.emplace(name, view);
     store.file_of_.emplace(name, path);
   }
+  return store;
+}
+
+TensorStore TensorStore::open_gguf(const std::string& path) { return from_gguf(std::make_shared<const GgufFile>(path)); }
+
+TensorStore TensorStore::from_gguf(std::shared_ptr<const GgufFile> file) {
+  TensorStore store;
+  store.source_ = file->path();
+  for (const GgufTensor& t : file->tensors()) {
+    const std::optional<std::string> name = hf_tensor_name(t.name);
+    if (!name) fail(file->path(), ": tensor '", t.name, "' is not a JetMoE tensor name (see docs/gguf.md)");
+    // Messages about the tensor (e.g. a wrong shape) then name the GGUF tensor as well.
+    store.file_of_.emplace(*name, str_cat(file->path(), ", GGUF tensor '", t.name, "'"));
+    store.tensors_.emplace(*name, t.view);
+  }
+  store.gguf_ = std::move(file);
   return store;
 }
 
@@ -175,29 +195,49 @@ const std::string& TensorStore::file_of(const std::string& name) const {
 
 void write_checkpoint_tensors(const std::string& dir, const std::vector<NamedTensor>& tensors,
                               size_t max_shard_bytes) {
+  std::vector<TensorSpec> specs;
+  specs.reserve(tensors.size());
+  for (const NamedTensor& t : tensors) specs.push_back({t.name, t.view.dtype, t.view.shape});
+  write_checkpoint_streamed(dir, specs, max_shard_bytes, [&](size_t begin, size_t end) {
+    return std::vector<NamedTensor>(tensors.begin() + std::ptrdiff_t(begin), tensors.begin() + std::ptrdiff_t(end));
+  });
+}
+
+void write_checkpoint_streamed(const std::string& dir, const std::vector<TensorSpec>& specs, size_t max_shard_bytes,
+                               const ShardProducer& produce) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail(dir, ": cannot create the checkpoint directory: ", ec.message());
   std::set<std::string> names;
   size_t total_bytes = 0;
-  for (const NamedTensor& t : tensors) {
+  for (const TensorSpec& t : specs) {
     if (!names.insert(t.name).second) fail(dir, ": tensor '", t.name, "' is given twice");
-    total_bytes += t.view.nbytes();
+    total_bytes += t.nbytes();
   }
   // transformers refuses safetensors files whose metadata does not declare a format.
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
+  auto produce_checked = [&](size_t begin, size_t end) {
+    std::vector<NamedTensor> tensors = produce(begin, end);
+    JM_CHECK(tensors.size() == end - begin, "a shard producer returned ", tensors.size(), " tensors for ", end - begin);
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const TensorSpec& spec = specs[begin + i];
+      JM_CHECK(tensors[i].name == spec.name && tensors[i].view.dtype == spec.dtype && tensors[i].view.shape == spec.shape,
+               "a shard producer returned '", tensors[i].name, "' where '", spec.name, "' was planned");
+    }
+    return tensors;
+  };
 
   if (max_shard_bytes == 0 || total_bytes <= max_shard_bytes) {
-    write_safetensors(join(dir, kSingleFile), tensors, metadata);
+    write_safetensors(join(dir, kSingleFile), produce_checked(0, specs.size()), metadata);
     remove_if_present(join(dir, kIndexFile));  // would make the directory ambiguous
     return;
   }
-  const std::vector<std::vector<NamedTensor>> shards = split_into_shards(tensors, max_shard_bytes);
+  const std::vector<std::pair<size_t, size_t>> shards = plan_shards(specs, max_shard_bytes);
   json weight_map = json::object();
   for (size_t i = 0; i < shards.size(); ++i) {
     const std::string file = shard_file_name(i, shards.size());
-    write_safetensors(join(dir, file), shards[i], metadata);
-    for (const NamedTensor& t : shards[i]) weight_map[t.name] = file;
+    write_safetensors(join(dir, file), produce_checked(shards[i].first, shards[i].second), metadata);
+    for (size_t t = shards[i].first; t < shards[i].second; ++t) weight_map[specs[t].name] = file;
   }
   // The index goes last: once it exists, every shard it names is complete.
   const json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/backward_products.h"
 #include "kernels/ref/backward_ops.h"
 #include "model/loss.h"
 #include "model/router_losses.h"
@@ -82,15 +83,16 @@ LossTerms backward(const JetMoeConfig& c, const ModelWeights& weights, std::span
   std::vector<std::vector<float>> dx(static_cast<size_t>(B));
   {
     const Fp32Weight head(weights.lm_head);
+    const ops::TransposedWeight head_t(head.data(), V, d, pool);  // shared by every sequence
     double nll = 0.0;
     for (int64_t b = 0; b < B; ++b) {
       const ForwardTape& tape = tapes[size_t(b)];
       const int64_t T = int64_t(tape.tokens.size());
       FloatTensor dlogits;
       nll += next_token_nll_sum_backward(logits[size_t(b)], labels[size_t(b)], ce_scale, dlogits, nullptr);
-      kernels::matmul_backward_weight(dlogits.data(), tape.final_norm.data(), T, V, d, grads.lm_head, pool);
+      ops::matmul_backward_weight(dlogits.data(), tape.final_norm.data(), T, V, d, grads.lm_head, pool);
       std::vector<float> dnorm(size_t(T * d));
-      kernels::matmul_backward_input(dlogits.data(), T, head.data(), V, d, dnorm.data(), pool);
+      ops::matmul_backward_input(dlogits.data(), T, head_t, dnorm.data(), pool);
       dx[size_t(b)].assign(size_t(T * d), 0.0f);
       add_rmsnorm_backward(tape.final_in.data(), weights.final_norm, c.rms_norm_eps, T, d, dnorm.data(),
                            grads.final_norm, dx[size_t(b)].data());

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/backward_products.h"
 #include "kernels/ref/backward_ops.h"
 #include "model/sublayer_backward.h"
 
@@ -26,9 +27,9 @@ void router_backward(const Routing& r, const float* dgate, const float* aux_grad
     for (int64_t s = 0; s < k; ++s) dlogits[size_t(t * E + r.expert[size_t(t * k + s)])] += dtop[size_t(s)];
   }
   const Fp32Weight w(Wr);
-  kernels::matmul_backward_weight(dlogits.data(), h, T, E, d, dWr, pool);
+  ops::matmul_backward_weight(dlogits.data(), h, T, E, d, dWr, pool);
   std::vector<float> dh_router(size_t(T * d));
-  kernels::matmul_backward_input(dlogits.data(), T, w.data(), E, d, dh_router.data(), pool);
+  ops::matmul_backward_input(dlogits.data(), T, w.data(), E, d, dh_router.data(), pool);
   for (int64_t i = 0; i < T * d; ++i) dh[i] += dh_router[size_t(i)];
 }
 
@@ -50,9 +51,9 @@ void expert_matmul_backward(const Routing& r, const float* in, int64_t in_stride
       std::copy(dout + a * out_dim, dout + (a + 1) * out_dim, gathered_dout.data() + i * out_dim);
     }
     const Fp32Weight w(W.slice0(e));
-    kernels::matmul_backward_weight(gathered_dout.data(), gathered_in.data(), n, out_dim, in_dim,
-                                    dW + e * out_dim * in_dim, pool);
-    kernels::matmul_backward_input(gathered_dout.data(), n, w.data(), out_dim, in_dim, gathered_din.data(), pool);
+    ops::matmul_backward_weight(gathered_dout.data(), gathered_in.data(), n, out_dim, in_dim,
+                                dW + e * out_dim * in_dim, pool);
+    ops::matmul_backward_input(gathered_dout.data(), n, w.data(), out_dim, in_dim, gathered_din.data(), pool);
     for (int64_t i = 0; i < n; ++i) {
       float* dst = din + row_of(assignments[i]);
       const float* src = gathered_din.data() + i * in_dim;

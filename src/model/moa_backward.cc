@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/backward_products.h"
 #include "kernels/ref/backward_ops.h"
 #include "model/sublayer_backward.h"
 
@@ -101,10 +102,10 @@ void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c,
     std::copy(dkeys.data() + t * HD, dkeys.data() + (t + 1) * HD, dkv.data() + t * 2 * HD);
     std::copy(dvalues.data() + t * HD, dvalues.data() + (t + 1) * HD, dkv.data() + t * 2 * HD + HD);
   }
-  kernels::matmul_backward_weight(dkv.data(), h, T, 2 * HD, d, g.kv_proj, pool);
+  ops::matmul_backward_weight(dkv.data(), h, T, 2 * HD, d, g.kv_proj, pool);
   const Fp32Weight kv_proj(w.kv_proj);
   std::vector<float> dh_kv(size_t(T * d));
-  kernels::matmul_backward_input(dkv.data(), T, kv_proj.data(), 2 * HD, d, dh_kv.data(), pool);
+  ops::matmul_backward_input(dkv.data(), T, kv_proj.data(), 2 * HD, d, dh_kv.data(), pool);
   for (int64_t i = 0; i < T * d; ++i) dh[i] += dh_kv[size_t(i)];
 
   router_backward(r, dgate.data(), router_grad, h, w.attn_router, g.attn_router, dh, pool);

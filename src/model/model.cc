@@ -1,40 +1,42 @@
 #include "model/model.h"
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "formats/model_files.h"
 #include "kernels/ops.h"
 #include "model/mixture_of_attention.h"
 #include "model/mixture_of_experts.h"
 
 namespace jetmoe {
 
-std::unique_ptr<Model> Model::load(const std::string& dir) {
-  JetMoeConfig config = load_config(dir + "/config.json");
-  return std::make_unique<Model>(config, TensorStore::open_dir(dir));
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  ModelFiles files = open_model_files(path);  // an HF-layout directory or a .gguf file
+  return std::make_unique<Model>(files.config, std::move(files.store));
 }
 
 Model::Model(JetMoeConfig config, TensorStore store)
     : config_(config), store_(std::move(store)), weights_(bind_weights(config_, store_)) {}
 
-void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor& logits, ThreadPool& pool,
-                    LogitsMode mode, ForwardObserver* observer, ForwardTape* tape) const {
+void Model::check_input(std::span<const int32_t> tokens, const KvCache& cache, const std::string& where) const {
   const JetMoeConfig& c = config_;
-  const int64_t T = int64_t(tokens.size()), d = c.hidden_size, V = c.vocab_size;
-  const int64_t start = cache.length();
-  if (T == 0) fail("forward: no tokens given");
+  const int64_t T = int64_t(tokens.size()), V = c.vocab_size, start = cache.length();
+  if (T == 0) fail(where, "no tokens given");
   for (int64_t t = 0; t < T; ++t)
     if (tokens[size_t(t)] < 0 || tokens[size_t(t)] >= V)
-      fail("token id ", tokens[size_t(t)], " at position ", t, " is outside the vocabulary [0, ", V, ")");
+      fail(where, "token id ", tokens[size_t(t)], " at position ", t, " is outside the vocabulary [0, ", V, ")");
   if (start + T > cache.capacity())
-    fail("context overflow: ", start, " cached + ", T, " new tokens exceed the KV cache size ", cache.capacity());
+    fail(where, "context overflow: ", start, " cached + ", T, " new tokens exceed the KV cache size ",
+         cache.capacity());
   if (start + T > c.max_position_embeddings)
-    fail("context overflow: ", start + T, " positions exceed max_position_embeddings ", c.max_position_embeddings);
-  if (tape) {
-    if (start != 0) fail("forward: a training forward (with a tape) needs an empty KV cache, got ", start, " cached");
-    if (mode != LogitsMode::All) fail("forward: a training forward (with a tape) needs the logits of every position");
-    tape->tokens.assign(tokens.begin(), tokens.end());
-    tape->layers.assign(size_t(c.num_layers), LayerTape{});
-  }
+    fail(where, "context overflow: ", start + T, " positions exceed max_position_embeddings ",
+         c.max_position_embeddings);
+}
 
+std::vector<float> Model::run_blocks(std::span<const int32_t> tokens, std::span<const AttentionSegment> segments,
+                                     ThreadPool& pool, ForwardObserver* observer, ForwardTape* tape) const {
+  const JetMoeConfig& c = config_;
+  const int64_t T = int64_t(tokens.size()), d = c.hidden_size;
   auto observe = [&](const char* name, int layer, const float* data, Shape shape) {
     if (observer) observer->observe(name, layer, data, shape);
   };
@@ -52,7 +54,7 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
 
     ops::rmsnorm(x.data(), w.input_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
     if (lt) { lt->attn_in = x; lt->attn_norm = normed; }
-    Routing attn = mixture_of_attention(w, c, rope, normed.data(), T, cache, l, branch.data(), pool,
+    Routing attn = mixture_of_attention(w, c, rope, normed.data(), segments, l, branch.data(), pool,
                                         lt ? &lt->attn : nullptr, matmul_options_);
     observe("attn_router_logits", layer, attn.logits.data(), {T, c.num_experts});
     if (lt) lt->attn.routing = std::move(attn);
@@ -69,15 +71,75 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
     for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
     observe("hidden", layer, x.data(), {T, d});
   }
+  return x;
+}
+
+void Model::head(const float* x, int64_t rows, std::vector<float>& normed, FloatTensor& logits,
+                 ThreadPool& pool) const {
+  const int64_t d = config_.hidden_size, V = config_.vocab_size;
+  normed.resize(size_t(rows * d));
+  ops::rmsnorm(x, weights_.final_norm, config_.rms_norm_eps, rows, d, normed.data());
+  logits = FloatTensor({rows, V});
+  ops::matmul_xwT(normed.data(), d, rows, weights_.lm_head, logits.data(), V, pool, matmul_options_);
+}
+
+void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor& logits, ThreadPool& pool,
+                    LogitsMode mode, ForwardObserver* observer, ForwardTape* tape) const {
+  const int64_t T = int64_t(tokens.size()), d = config_.hidden_size;
+  if (tokens.empty()) fail("forward: no tokens given");
+  check_input(tokens, cache, "");
+  if (tape) {
+    if (cache.length() != 0)
+      fail("forward: a training forward (with a tape) needs an empty KV cache, got ", cache.length(), " cached");
+    if (mode != LogitsMode::All) fail("forward: a training forward (with a tape) needs the logits of every position");
+    tape->tokens.assign(tokens.begin(), tokens.end());
+    tape->layers.assign(size_t(config_.num_layers), LayerTape{});
+  }
+
+  const AttentionSegment whole{T, &cache};
+  std::vector<float> x = run_blocks(tokens, std::span(&whole, 1), pool, observer, tape);
   cache.advance(T);
 
   const int64_t first = mode == LogitsMode::All ? 0 : T - 1;
-  const int64_t rows = T - first;
-  ops::rmsnorm(x.data() + first * d, weights_.final_norm, c.rms_norm_eps, rows, d, normed.data());
-  if (tape) { tape->final_in = x; tape->final_norm = normed; }
-  logits = FloatTensor({rows, V});
-  ops::matmul_xwT(normed.data(), d, rows, weights_.lm_head, logits.data(), V, pool, matmul_options_);
-  observe("logits", -1, logits.data(), {rows, V});
+  std::vector<float> normed;
+  head(x.data() + first * d, T - first, normed, logits, pool);
+  if (tape) {
+    tape->final_in = std::move(x);
+    tape->final_norm = std::move(normed);
+  }
+  if (observer) observer->observe("logits", -1, logits.data(), logits.shape);
+}
+
+void Model::forward_batch(std::span<const SequenceChunk> chunks, FloatTensor& last_logits, ThreadPool& pool) const {
+  const int64_t B = int64_t(chunks.size()), d = config_.hidden_size;
+  if (B == 0) fail("forward_batch: no sequences given");
+  // Everything is checked before any cache is written.
+  for (int64_t b = 0; b < B; ++b) {
+    const SequenceChunk& chunk = chunks[size_t(b)];
+    const std::string where = str_cat("forward_batch: chunk ", b, " of ", B, ": ");
+    if (!chunk.cache) fail(where, "no KV cache given");
+    check_input(chunk.tokens, *chunk.cache, where);
+    for (int64_t other = 0; other < b; ++other)
+      if (chunks[size_t(other)].cache == chunk.cache)
+        fail(where, "shares its KV cache with chunk ", other, " (one sequence per cache)");
+  }
+
+  std::vector<int32_t> tokens;  // every chunk's tokens, stacked
+  std::vector<AttentionSegment> segments;
+  std::vector<int64_t> last_rows;
+  for (const SequenceChunk& chunk : chunks) {
+    tokens.insert(tokens.end(), chunk.tokens.begin(), chunk.tokens.end());
+    segments.push_back({int64_t(chunk.tokens.size()), chunk.cache});
+    last_rows.push_back(int64_t(tokens.size()) - 1);
+  }
+  const std::vector<float> x = run_blocks(tokens, segments, pool, nullptr, nullptr);
+  for (const SequenceChunk& chunk : chunks) chunk.cache->advance(int64_t(chunk.tokens.size()));
+
+  // The head only sees the last row of each chunk.
+  std::vector<float> last(size_t(B * d)), normed;
+  for (int64_t b = 0; b < B; ++b)
+    std::copy_n(x.data() + last_rows[size_t(b)] * d, d, last.data() + b * d);
+  head(last.data(), B, normed, last_logits, pool);
 }
 
 }  // namespace jetmoe

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/parallel.h"
 #include "core/tensor.h"
@@ -14,6 +15,7 @@
 #include "formats/hf_config.h"
 #include "kernels/ops.h"
 #include "model/kv_cache.h"
+#include "model/mixture_of_attention.h"
 #include "model/tape.h"
 #include "model/weights.h"
 
@@ -29,10 +31,17 @@ class ForwardObserver {
 
 enum class LogitsMode { All, Last };
 
+// One sequence of a batched forward: tokens to run at positions cache->length() ... of its own
+// KV cache, which receives their K/V.
+struct SequenceChunk {
+  std::span<const int32_t> tokens;
+  KvCache* cache = nullptr;
+};
+
 class Model {
  public:
-  // Loads config.json and the safetensors weights of an HF-layout directory.
-  static std::unique_ptr<Model> load(const std::string& dir);
+  // Loads an HF-layout directory (config.json + safetensors) or a JetMoE .gguf file.
+  static std::unique_ptr<Model> load(const std::string& path);
   Model(JetMoeConfig config, TensorStore store);
 
   const JetMoeConfig& config() const { return config_; }
@@ -47,6 +56,16 @@ class Model {
                LogitsMode mode = LogitsMode::All, ForwardObserver* observer = nullptr,
                ForwardTape* tape = nullptr) const;
 
+  // Several sequences in one forward (continuous batching): the rows of every chunk are stacked
+  // into one residual stream, so each weight product (routers, projections, the experts' grouped
+  // products, the head) runs once for the whole batch; only the attention core runs per
+  // sequence, on its own cache at its own positions. Chunks may mix prefill (many tokens) and
+  // decoding (one). last_logits: [B, V], row b from the last token of chunk b. Each chunk is
+  // checked as forward() checks its input, all before any compute: on a throw (the message
+  // names the chunk) no cache has changed. Every row equals forward() of that chunk alone, up to
+  // float rounding (the products' blocking depends on how many rows they get).
+  void forward_batch(std::span<const SequenceChunk> chunks, FloatTensor& last_logits, ThreadPool& pool) const;
+
   KvCache make_cache(int64_t capacity) const { return KvCache(config_, capacity); }
 
   // How the weight products of forward() treat activations (ops::Activations): fp32 by
@@ -59,6 +78,16 @@ class Model {
   TensorStore store_;
   ModelWeights weights_;
   ops::MatmulOptions matmul_options_;
+
+  // Throws unless `tokens` can run at the end of `cache`; messages start with `where`.
+  void check_input(std::span<const int32_t> tokens, const KvCache& cache, const std::string& where) const;
+  // The shared body of forward() and forward_batch(): embeds `tokens` (the segments' rows
+  // stacked) and runs every block, writing K/V to the segments' caches without advancing them.
+  // Returns the residual stream [T, d] that enters the final norm.
+  std::vector<float> run_blocks(std::span<const int32_t> tokens, std::span<const AttentionSegment> segments,
+                                ThreadPool& pool, ForwardObserver* observer, ForwardTape* tape) const;
+  // Final norm of `rows` rows of x (contiguous) into `normed`, then the head into logits [rows, V].
+  void head(const float* x, int64_t rows, std::vector<float>& normed, FloatTensor& logits, ThreadPool& pool) const;
 };
 
 }  // namespace jetmoe

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "formats/checkpoint.h"
+#include "formats/model_files.h"
 #include "model/kv_cache.h"
 
 namespace jetmoe {
@@ -12,9 +12,10 @@ namespace jetmoe {
 ModelInfo inspect_model(const std::string& dir) {
   ModelInfo info;
   info.dir = dir;
-  info.config = load_config(dir + "/config.json");
+  const ModelFiles files = open_model_files(dir);  // a directory or a GGUF file
+  const TensorStore& store = files.store;
+  info.config = files.config;
   info.params = count_params(info.config);
-  const TensorStore store = TensorStore::open_dir(dir);
   for (const std::string& name : store.names()) {
     const TensorView& view = store.get(name);
     const std::string dtype(dtype_name(view.dtype));

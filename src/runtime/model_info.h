@@ -1,5 +1,6 @@
 // What `jetmoe info` reports about a checkpoint: its config, parameter counts, stored bytes by
-// dtype and what the KV cache costs per token. Reads config.json and safetensors headers only.
+// dtype and what the KV cache costs per token. Reads config.json and safetensors headers (or a
+// GGUF file's header) only.
 #pragma once
 
 #include <cstdint>

@@ -79,21 +79,28 @@ void copy_tokenizer(const std::string& source, const std::string& dir) {
 
 }  // namespace
 
+namespace {
+
+// Draws one parameter's values, continuing `normal`'s stream.
+std::vector<float> initial_values(const ParamSpec& spec, NormalStream& normal, float std_dev) {
+  std::vector<float> v(size_t(shape_numel(spec.shape)));
+  switch (spec.init) {
+    case ParamSpec::Init::Normal:
+      for (float& x : v) x = normal.next() * std_dev;
+      break;
+    case ParamSpec::Init::Zeros: break;
+    case ParamSpec::Init::Ones: std::fill(v.begin(), v.end(), 1.0f); break;
+  }
+  return v;
+}
+
+}  // namespace
+
 std::vector<std::vector<float>> random_parameter_values(const JetMoeConfig& config, uint64_t seed) {
   NormalStream normal(seed);
-  const float std_dev = float(config.initializer_range);
   std::vector<std::vector<float>> values;
-  for (const ParamSpec& spec : param_specs(config)) {
-    std::vector<float> v(size_t(shape_numel(spec.shape)));
-    switch (spec.init) {
-      case ParamSpec::Init::Normal:
-        for (float& x : v) x = normal.next() * std_dev;
-        break;
-      case ParamSpec::Init::Zeros: break;
-      case ParamSpec::Init::Ones: std::fill(v.begin(), v.end(), 1.0f); break;
-    }
-    values.push_back(std::move(v));
-  }
+  for (const ParamSpec& spec : param_specs(config))
+    values.push_back(initial_values(spec, normal, float(config.initializer_range)));
   return values;
 }
 
@@ -104,18 +111,25 @@ void write_random_checkpoint(const JetMoeConfig& input_config, const std::string
   validate_config(config, dir + "/config.json");
   check_target_directory(dir, options.overwrite);
 
+  // Draws shard by shard, in param_specs() order (the same values as random_parameter_values),
+  // so that only one shard's bytes are in memory at a time: an 8B model fits.
   const std::vector<ParamSpec> specs = param_specs(config);
-  std::vector<std::vector<float>> values = random_parameter_values(config, options.seed);
-  // Storage in the target dtype, kept alive while the views point into it.
-  std::vector<std::vector<unsigned char>> bytes(specs.size());
-  std::vector<NamedTensor> tensors;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    bytes[i].resize(values[i].size() * dtype_size(options.dtype));
-    from_f32(options.dtype, values[i].data(), bytes[i].data(), values[i].size());
-    std::vector<float>().swap(values[i]);  // the float copy is no longer needed
-    tensors.push_back({specs[i].name, TensorView{options.dtype, specs[i].shape, bytes[i].data()}});
-  }
-  write_checkpoint_tensors(dir, tensors, options.max_shard_bytes);
+  std::vector<TensorSpec> planned;
+  for (const ParamSpec& spec : specs) planned.push_back({spec.name, options.dtype, spec.shape});
+  NormalStream normal(options.seed);
+  std::vector<std::vector<unsigned char>> shard_bytes;  // storage of the shard being written
+  write_checkpoint_streamed(dir, planned, options.max_shard_bytes, [&](size_t begin, size_t end) {
+    shard_bytes.assign(end - begin, {});
+    std::vector<NamedTensor> tensors;
+    for (size_t i = begin; i < end; ++i) {
+      const std::vector<float> values = initial_values(specs[i], normal, float(config.initializer_range));
+      std::vector<unsigned char>& bytes = shard_bytes[i - begin];
+      bytes.resize(planned[i].nbytes());
+      from_f32(options.dtype, values.data(), bytes.data(), values.size());
+      tensors.push_back({specs[i].name, TensorView{options.dtype, specs[i].shape, bytes.data()}});
+    }
+    return tensors;
+  });
 
   write_text_file((fs::path(dir) / "config.json").string(), config_to_json(config));
   const nlohmann::json generation = {

@@ -15,7 +15,7 @@ namespace jetmoe {
 struct RandomCheckpointOptions {
   uint64_t seed = 0;
   DType dtype = DType::BF16;     // stored dtype; also written as torch_dtype in config.json
-  size_t max_shard_bytes = 0;    // 0: one model.safetensors
+  size_t max_shard_bytes = 0;    // 0: one model.safetensors (built in memory whole)
   std::string tokenizer;         // tokenizer file or directory to copy in (as tokenizer.json/.model); "" = none
   bool overwrite = false;        // write into a non-empty directory
 };

@@ -15,6 +15,10 @@ using Clock = std::chrono::steady_clock;
 // How long an idle engine sleeps before it looks for cancelled waiting jobs again.
 constexpr auto kIdlePoll = std::chrono::milliseconds(50);
 
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 int64_t clamp_context(const JetMoeConfig& config, int64_t requested) {
   if (requested <= 0) return config.max_position_embeddings;
   return std::min(requested, config.max_position_embeddings);
@@ -127,26 +131,67 @@ void Engine::step() {
 }
 
 void Engine::evaluate(const std::vector<StepInput>& batch) {
-  const int64_t V = model_.config().vocab_size;
+  std::vector<SequenceChunk> chunks;
+  int64_t rows = 0;
   for (const StepInput& input : batch) {
-    const bool prefill = input.slot->prefilling();
-    const Clock::time_point start = Clock::now();
-    try {
-      model_.forward(input.tokens, input.slot->cache(), logits_, pool_, LogitsMode::Last);
-    } catch (const std::exception& e) {
-      input.slot->fail(str_cat("the model failed on this request: ", e.what()));
-      continue;
-    }
-    const std::span<const float> last(logits_.data() + (int64_t(logits_.values.size()) - V), size_t(V));
-    const bool sampled = input.slot->consume(input.tokens.size(), last);
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (prefill) {
-      metrics_.add_prompt_tokens(int64_t(input.tokens.size()), seconds);
-      if (sampled) metrics_.add_generated_tokens(1, 0.0);
-    } else if (sampled) {
-      metrics_.add_generated_tokens(1, seconds);
-    }
+    chunks.push_back({input.tokens, &input.slot->cache()});
+    rows += int64_t(input.tokens.size());
   }
+  const Clock::time_point start = Clock::now();
+  bool batched = true;
+  try {
+    model_.forward_batch(chunks, logits_, pool_);
+  } catch (const std::exception&) {
+    batched = false;  // no cache has changed: redo the step slot by slot
+  }
+  {
+    std::lock_guard lock(mutex_);
+    stats_.forwards += 1;
+    stats_.sequences += int64_t(batch.size());
+    stats_.largest_batch = std::max(stats_.largest_batch, int64_t(batch.size()));
+    stats_.fallbacks += batched ? 0 : 1;
+  }
+  if (!batched) {
+    for (const StepInput& input : batch) evaluate_alone(input);
+    return;
+  }
+  const double seconds = seconds_since(start);
+  const int64_t V = model_.config().vocab_size;
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const std::span<const float> row(logits_.data() + int64_t(b) * V, size_t(V));
+    // Each sequence is charged the share of the forward its rows took.
+    finish(batch[b], row, seconds * double(batch[b].tokens.size()) / double(rows));
+  }
+}
+
+void Engine::evaluate_alone(const StepInput& input) {
+  const Clock::time_point start = Clock::now();
+  try {
+    model_.forward(input.tokens, input.slot->cache(), logits_, pool_, LogitsMode::Last);
+  } catch (const std::exception& e) {
+    input.slot->fail(str_cat("the model failed on this request: ", e.what()));
+    return;
+  }
+  finish(input, std::span<const float>(logits_.values), seconds_since(start));
+}
+
+void Engine::finish(const StepInput& input, std::span<const float> logits, double forward_seconds) {
+  const bool prefill = input.slot->prefilling();
+  const int64_t evaluated = int64_t(input.tokens.size());
+  const Clock::time_point start = Clock::now();
+  const bool sampled = input.slot->consume(size_t(evaluated), logits);
+  const double seconds = forward_seconds + seconds_since(start);
+  if (prefill) {
+    metrics_.add_prompt_tokens(evaluated, seconds);
+    if (sampled) metrics_.add_generated_tokens(1, 0.0);
+  } else if (sampled) {
+    metrics_.add_generated_tokens(1, seconds);
+  }
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
 }
 
 void Engine::end_everything(const std::string& message) {

@@ -1,11 +1,12 @@
 // The engine: one thread that owns the model's compute, fed by a bounded queue of jobs, with
 // N slots decoded together (continuous batching). Each step:
 //   1. drop the jobs whose requesters went away, move waiting jobs into free slots;
-//   2. give every busy slot one evaluation: a chunk of its prompt while it prefills (so a long
-//      prompt cannot stall the streams already running), else its last sampled token;
+//   2. evaluate every busy slot in one batched forward (Model::forward_batch): a chunk of its
+//      prompt while it prefills (so a long prompt cannot stall the streams already running),
+//      else its last sampled token; each sequence attends over its own KV cache;
 //   3. sample one token per slot that finished its prompt or decoded, and stream it out.
-// New requests join between steps. Today step 2 runs one Model::forward per slot; evaluate()
-// is the one place a multi-sequence batched forward would replace that loop.
+// New requests join between steps. If the batched forward throws, the step is redone slot by
+// slot, so only the request that cannot run fails.
 #pragma once
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -26,6 +28,14 @@
 #include "serve/slot.h"
 
 namespace jetmoe::serve {
+
+// What the engine has done so far (for tests and diagnostics).
+struct EngineStats {
+  int64_t forwards = 0;        // batched forwards run (one per step with work)
+  int64_t sequences = 0;       // sequences evaluated in them, summed
+  int64_t largest_batch = 0;   // most sequences in one forward
+  int64_t fallbacks = 0;       // steps whose batched forward threw and were redone slot by slot
+};
 
 struct EngineOptions {
   int parallel = 1;
@@ -52,6 +62,7 @@ class Engine {
   void submit(std::shared_ptr<Job> job);
 
   int64_t context_size() const { return context_size_; }
+  EngineStats stats() const;
 
  private:
   struct StepInput {
@@ -62,8 +73,14 @@ class Engine {
   void run();
   void admit();
   void step();
-  // Evaluates each input on its slot's cache; calls the slot back with the last logits.
+  // Evaluates every input on its slot's cache in one batched forward; calls each slot back
+  // with the logits of its last position.
   void evaluate(const std::vector<StepInput>& batch);
+  // One input alone (after a batched forward threw): a failure fails only this slot.
+  void evaluate_alone(const StepInput& input);
+  // Hands the slot its logits (it samples) and records the tokens and seconds in the metrics;
+  // `forward_seconds` is this input's share of the forward.
+  void finish(const StepInput& input, std::span<const float> logits, double forward_seconds);
   void end_everything(const std::string& message);
   void publish_gauges();
 
@@ -73,9 +90,10 @@ class Engine {
   const EngineOptions options_;
   const int64_t context_size_;
   std::vector<std::unique_ptr<Slot>> slots_;
-  FloatTensor logits_;  // [1, V] of the last evaluation
+  FloatTensor logits_;  // [B, V] of the last evaluation, row b for batch input b
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
+  EngineStats stats_;  // guarded by mutex_
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> waiting_;
   bool stopping_ = false;

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "formats/tokenizer/tokenizer.h"
+#include "formats/model_files.h"
 #include "model/model.h"
 #include "serve/api_server.h"
 #include "serve/engine.h"
@@ -54,7 +54,7 @@ void run_server(const ServerOptions& options, const ShutdownRequest& shutdown) {
   std::unique_ptr<Model> model;
   std::optional<Tokenizer> tokenizer;
   try {
-    tokenizer = Tokenizer::load(options.model_dir);
+    tokenizer = load_model_tokenizer(options.model_dir);
     model = Model::load(options.model_dir);
   } catch (...) {
     api.stop();

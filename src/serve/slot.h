@@ -4,9 +4,8 @@
 // After a job the cache keeps its sequence, so a next prompt sharing a prefix (the next turn
 // of a chat) only evaluates what is new.
 //
-// The engine drives it in two halves per step, so that a forward over many slots at once can
-// replace today's one forward per slot: next_input() says what to evaluate, consume() takes
-// the logits of the last evaluated position.
+// The engine drives it in two halves per step, around one forward over all busy slots at once:
+// next_input() says what to evaluate, consume() takes the logits of the last evaluated position.
 #pragma once
 
 #include <cstdint>

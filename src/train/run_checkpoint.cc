@@ -1,8 +1,12 @@
 #include "train/run_checkpoint.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -39,12 +43,44 @@ int64_t step_of(const fs::path& dir) {
   return n;
 }
 
+// Test hook: with JETMOE_TEST_KILL_DURING_SAVE=<step> in the environment, the process kills itself
+// (SIGKILL: no handlers, no unwinding, like a power cut or the OOM killer) while saving that step,
+// after the weights are written and before the checkpoint is committed. tests/e2e/train_cli_test.cc
+// uses it to check that a crash mid-save leaves the previous checkpoint loadable and resumable.
+void test_hook_kill_during_save(int64_t step) {
+  const char* value = std::getenv("JETMOE_TEST_KILL_DURING_SAVE");
+  if (value != nullptr && std::to_string(step) == value) std::raise(SIGKILL);
+}
+
 void sync_directory(const fs::path& dir) {
   // Makes the rename durable; best effort (some filesystems refuse fsync on directories).
   if (FILE* f = std::fopen(dir.c_str(), "r")) {
     fsync(fileno(f));
     std::fclose(f);
   }
+}
+
+// ".step-N.partial-<pid>" -> pid; 0 for anything else.
+pid_t partial_writer_pid(const fs::path& entry) {
+  const std::string name = entry.filename().string();
+  const size_t dash = name.rfind('-');
+  if (name.rfind(".step-", 0) != 0 || !name.substr(0, dash).ends_with(".partial")) return 0;
+  const std::string digits = name.substr(dash + 1);
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return pid_t(std::stol(digits));
+}
+
+// Removes the partial checkpoints of saves killed midway (their writer process no longer exists).
+// (A ".old" directory is never removed here: a crash between the two renames of a same-step
+// re-save leaves the only copy of that checkpoint in it.)
+void remove_abandoned_partials(const fs::path& run) {
+  std::error_code ec;
+  std::vector<fs::path> abandoned;
+  for (const auto& entry : fs::directory_iterator(run, ec)) {
+    const pid_t pid = partial_writer_pid(entry.path());
+    if (pid > 0 && pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH) abandoned.push_back(entry.path());
+  }
+  for (const fs::path& p : abandoned) fs::remove_all(p, ec);
 }
 
 }  // namespace
@@ -62,6 +98,7 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
   config.torch_dtype = DType::F32;  // the master weights are written as they are
   write_text(partial / "config.json", config_to_json(config));
   write_safetensors((partial / "model.safetensors").string(), c.weights, {{"format", "pt"}});
+  test_hook_kill_during_save(c.state.step);
   write_safetensors((partial / "optimizer.safetensors").string(), c.optimizer_state);
   json state = {{"step", c.state.step},
                 {"tokens_seen", c.state.tokens_seen},
@@ -82,6 +119,7 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
   }
   sync_directory(run);
 
+  remove_abandoned_partials(run);
   const std::vector<std::string> all = list_checkpoints(run_dir);
   for (size_t i = 0; i + size_t(keep_last) < all.size(); ++i) fs::remove_all(all[i]);
   return final_dir.string();

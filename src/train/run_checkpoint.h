@@ -5,7 +5,7 @@
 //   train_config.json                 the resolved training config, so --resume needs nothing else
 // A checkpoint is written into RUN/.step-N.partial-<pid> and renamed to RUN/step-N only when
 // complete, so a crash mid-save leaves the previous checkpoints as they were; then all but the
-// newest keep_last are removed.
+// newest keep_last are removed, as are the partial directories of saves whose process died.
 #pragma once
 
 #include <cstdint>

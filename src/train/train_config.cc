@@ -286,6 +286,11 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   resolved["output_dir"] = c.output_dir;
   c.threads = int(top.integer("threads", c.threads, 1));
   c.seed = uint64_t(top.integer("seed", 0, 0));
+  const std::string compute = top.string("compute_dtype", "f32");
+  if (compute == "f32") c.compute_dtype = DType::F32;
+  else if (compute == "bf16") c.compute_dtype = DType::BF16;
+  else fail(source, ": 'compute_dtype' must be \"f32\" or \"bf16\", got \"", compute, "\"");
+  c.report_mfu = top.boolean("report_mfu", c.report_mfu);
   top.finish();
   c.resolved_json = resolved.dump(2);
   return c;

@@ -28,7 +28,13 @@
 //     "log_interval": 1,
 //     "output_dir": "runs/demo",
 //     "threads": 2,
-//     "seed": 0                             // weights init and data order
+//     "seed": 0,                            // weights init and data order
+//     "compute_dtype": "f32",               // or "bf16": forward/backward read a bf16 copy of the
+//                                           //   fp32 masters and round activations to bf16 in the
+//                                           //   weight products; gradients, AdamW and checkpoints
+//                                           //   stay fp32
+//     "report_mfu": true                    // measure the CPU's peak at start (~0.2 s) and log
+//                                           //   model FLOPs utilisation
 //   }
 // Relative paths are taken from the config file's directory.
 #pragma once
@@ -65,6 +71,8 @@ struct TrainConfig {
   std::string output_dir = "runs/train";
   int threads = 1;
   uint64_t seed = 0;
+  DType compute_dtype = DType::F32;  // F32 or BF16 (the weights the forward/backward read)
+  bool report_mfu = true;
   std::string resolved_json;  // the config after overrides, with absolute paths (saved with the run)
 
   int64_t tokens_per_step() const { return batch_size * grad_accum * seq_len; }

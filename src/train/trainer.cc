@@ -13,6 +13,7 @@
 #include "model/backward.h"
 #include "model/loss.h"
 #include "runtime/random_checkpoint.h"
+#include "train/mfu.h"
 #include "train/plot.h"
 #include "train/run_checkpoint.h"
 #include "train/schedule.h"
@@ -74,9 +75,46 @@ Trainer::Trainer(TrainConfig config, std::unique_ptr<TrainingData> data, std::os
       adamw_(optimized_params(specs_, config_.optimizer.decay_norms_and_biases), config_.optimizer) {
   JM_CHECK(data_ != nullptr);
   model_ = std::make_unique<Model>(config_.model, TensorStore::from_views(weight_views(), "master weights"));
+  if (config_.compute_dtype == DType::BF16) {
+    std::vector<NamedTensor> views;
+    for (size_t i = 0; i < specs_.size(); ++i) {
+      compute_bf16_.emplace_back(master_[i].size());
+      views.push_back({specs_[i].name, TensorView{DType::BF16, specs_[i].shape, compute_bf16_[i].data()}});
+    }
+    refresh_compute_weights();
+    compute_model_ = std::make_unique<Model>(config_.model, TensorStore::from_views(views, "bf16 compute weights"));
+    compute_model_->set_matmul_options({.activations = ops::Activations::BF16});
+  } else if (config_.compute_dtype != DType::F32) {
+    fail("compute_dtype ", dtype_name(config_.compute_dtype), " is not supported (f32 or bf16)");
+  }
+  flops_per_token_ = training_flops_per_token(config_.model, config_.seq_len).per_token();
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::refresh_compute_weights() {
+  for (size_t i = 0; i < compute_bf16_.size(); ++i)  // round to nearest even
+    from_f32(DType::BF16, master_[i].data(), compute_bf16_[i].data(), master_[i].size());
+}
+
+// Logs the FLOPs arithmetic and the peak that mfu is a fraction of.
+void Trainer::report_peak() {
+  if (!config_.report_mfu || peak_flops_ > 0) return;
+  const ComputePeak peak = measure_compute_peak(pool_);
+  peak_flops_ = peak.flops_per_second;
+  const TrainingFlops f = training_flops_per_token(config_.model, config_.seq_len);
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "model FLOPs per token %.4g (6 x %lld active matrix params + %.4g attention); mfu is a fraction of "
+                "the measured %s peak, %.1f GFLOP/s on %d threads",
+                f.per_token(), (long long)active_matmul_params(config_.model), f.attention, peak.kind.c_str(),
+                peak_flops_ * 1e-9, pool_.num_threads());
+  progress_ << buf << "\n";
+}
+
+double Trainer::mfu(double tokens_per_s) const {
+  return peak_flops_ > 0 ? flops_per_token_ * tokens_per_s / peak_flops_ : 0.0;
+}
 
 std::vector<NamedTensor> Trainer::weight_views() const {
   std::vector<NamedTensor> views;
@@ -97,6 +135,7 @@ void Trainer::resume(const std::string& checkpoint_dir) {
   }
   const TrainerState state = read_trainer_state(checkpoint_dir);
   adamw_.load_state(TensorStore::open_file((fs::path(checkpoint_dir) / "optimizer.safetensors").string()), state.step);
+  refresh_compute_weights();
   data_->restore(state.data);
   step_ = state.step;
   tokens_seen_ = state.tokens_seen;
@@ -123,7 +162,7 @@ Trainer::StepResult Trainer::train_step() {
       tokens_seen_ += T;
       r.tokens += T;
     }
-    const LossTerms terms = forward_backward(*model_, batch, config_.loss, grads, pool_);
+    const LossTerms terms = forward_backward(compute_model(), batch, config_.loss, grads, pool_);
     r.terms.ce += terms.ce;
     r.terms.load_balance += terms.load_balance;
     r.terms.z_loss += terms.z_loss;
@@ -169,6 +208,7 @@ Trainer::StepResult Trainer::train_step() {
     grad_views.push_back(grads.tensor(i).values);
   }
   adamw_.step(params, grad_views, r.lr);
+  refresh_compute_weights();
   ++step_;
   return r;
 }
@@ -211,6 +251,7 @@ TrainSummary Trainer::run() {
   TrainSummary summary;
   summary.last_eval_loss = std::numeric_limits<double>::quiet_NaN();
   const int64_t first_step = step_;
+  if (step_ < config_.steps) report_peak();
   double train_seconds = 0.0;
   int64_t train_tokens = 0;
 
@@ -234,15 +275,18 @@ TrainSummary Trainer::run() {
                  {"tokens_per_s", tokens_per_s},
                  {"data", data_->describe_last()},
                  {"expert_fraction", r.terms.expert_fraction}};
+    if (peak_flops_ > 0) line["mfu"] = mfu(tokens_per_s);
     append_line(metrics, line);
 
     if (step_ % config_.log_interval == 0 || step_ == config_.steps) {
       const double avg_step = train_seconds / double(step_ - first_step);
+      const double average_tokens_per_s = double(train_tokens) / std::max(train_seconds, 1e-9);
+      char mfu_text[32] = "";
+      if (peak_flops_ > 0) std::snprintf(mfu_text, sizeof mfu_text, " | mfu %.1f%%", 100.0 * mfu(average_tokens_per_s));
       char buf[256];
-      std::snprintf(buf, sizeof buf, "step %lld/%lld | loss %.4f (ce %.4f) | lr %.3e | grad %.3f | %.0f tok/s | ETA %s",
+      std::snprintf(buf, sizeof buf, "step %lld/%lld | loss %.4f (ce %.4f) | lr %.3e | grad %.3f | %.0f tok/s%s | ETA %s",
                     (long long)step_, (long long)config_.steps, r.terms.total, r.terms.ce, r.lr, r.grad_norm,
-                    double(train_tokens) / std::max(train_seconds, 1e-9),
-                    format_duration(avg_step * double(config_.steps - step_)).c_str());
+                    average_tokens_per_s, mfu_text, format_duration(avg_step * double(config_.steps - step_)).c_str());
       progress_ << buf << "\n" << std::flush;
     }
 
@@ -265,6 +309,7 @@ TrainSummary Trainer::run() {
   }
   summary.steps = step_;
   summary.tokens_per_second = train_tokens > 0 ? double(train_tokens) / std::max(train_seconds, 1e-9) : 0.0;
+  summary.mfu = mfu(summary.tokens_per_second);
   summary.last_checkpoint = last_checkpoint_;
   return summary;
 }

@@ -18,6 +18,7 @@ namespace jetmoe::e2e {
 
 struct CliResult {
   int exit_code = -1;  // -1: did not exit normally (a crash is a test failure)
+  int signal = 0;      // the signal that ended the process, 0 when it exited
   std::string out, err;
 };
 
@@ -28,8 +29,10 @@ inline std::string read_whole_file(const std::filesystem::path& path) {
   return s.str();
 }
 
-// Runs JETMOE_BINARY with `args`, feeding `input` on stdin.
-inline CliResult run_cli(const std::vector<std::string>& args, const std::string& input = "") {
+// Runs JETMOE_BINARY with `args`, feeding `input` on stdin, in this process's environment plus
+// `extra_env` ("NAME=value" entries, which take precedence).
+inline CliResult run_cli(const std::vector<std::string>& args, const std::string& input = "",
+                         const std::vector<std::string>& extra_env = {}) {
   static int counter = 0;
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("jetmoe_cli_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
@@ -44,6 +47,17 @@ inline CliResult run_cli(const std::vector<std::string>& args, const std::string
   for (std::string& a : argv_strings) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  std::vector<std::string> env_strings = extra_env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e, name = entry.substr(0, entry.find('=') + 1);
+    bool overridden = false;
+    for (const std::string& x : extra_env) overridden = overridden || x.rfind(name, 0) == 0;
+    if (!overridden) env_strings.push_back(entry);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
@@ -51,10 +65,11 @@ inline CliResult run_cli(const std::vector<std::string>& args, const std::string
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
   CliResult result;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0) {
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data()) == 0) {
     int status = 0;
     waitpid(pid, &status, 0);
     if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   } else {
     result.err = "could not start " + argv_strings[0];
   }

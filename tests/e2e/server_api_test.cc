@@ -229,7 +229,9 @@ TEST_F(ServerApi, StreamingDeltasAddUpToTheWholeAnswer) {
       }
       EXPECT_TRUE(chunk["usage"].is_null());
       const json& choice = chunk["choices"][0];
-      if (chat && i == 0) EXPECT_EQ(choice["delta"]["role"], "assistant");
+      if (chat && i == 0) {
+        EXPECT_EQ(choice["delta"]["role"], "assistant");
+      }
       text += chat ? choice["delta"].value("content", "") : choice["text"].get<std::string>();
       if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"];
     }

@@ -1,5 +1,5 @@
-// `jetmoe serve` under concurrent load: continuous batching must not change greedy results,
-// a full queue answers 503, a client that goes away frees its slot at once, and a bounded load
+// `jetmoe serve` under concurrent load: continuous batching (all busy slots in one batched
+// forward per step) must not change greedy results, nor seeded sampled ones; a full queue answers 503, a client that goes away frees its slot at once, and a bounded load
 // test (32 clients against --parallel 4, some streaming, some disconnecting early) finishes
 // every request correctly with memory back at its baseline. Prints the load test's figures.
 #include <gtest/gtest.h>
@@ -102,6 +102,33 @@ TEST_F(ServerConcurrency, GreedyResultsOfConcurrentRequestsEqualSingleRequests) 
       ASSERT_TRUE(text) << r.status << " " << r.body;
       EXPECT_EQ(*text, single[i]) << "prompt " << i << (stream ? " (streamed)" : "");
     }
+  }
+}
+
+// Sampling with a seed draws the same random numbers alone or batched; the logits differ only
+// by float rounding, so the sampled tokens are the same too.
+TEST_F(ServerConcurrency, SeededSampledResultsOfConcurrentRequestsEqualSingleRequests) {
+  ServerProcess server(model_, {"--parallel", "4", "--prefill-chunk", "8", "--ctx-size", "256"});
+  const std::vector<std::string> prompts = test_prompts();
+  auto request = [](const std::string& prompt, int seed) {
+    return json{{"prompt", prompt}, {"max_tokens", 12}, {"temperature", 0.9}, {"top_k", 0},
+                {"top_p", 1.0}, {"seed", seed}, {"ignore_eos", true}};
+  };
+  std::vector<std::string> single;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const HttpResult r = server.post("/v1/completions", request(prompts[i], int(100 + i)));
+    const auto text = completion_text(r, false);
+    ASSERT_TRUE(text) << r.body;
+    single.push_back(*text);
+  }
+  std::vector<std::unique_ptr<CurlRun>> runs;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    runs.push_back(std::make_unique<CurlRun>(server.start("/v1/completions", request(prompts[i], int(100 + i)).dump())));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const HttpResult r = runs[i]->finish();
+    const auto text = completion_text(r, false);
+    ASSERT_TRUE(text) << r.status << " " << r.body;
+    EXPECT_EQ(*text, single[i]) << "prompt " << i;
   }
 }
 

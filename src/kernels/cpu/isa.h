@@ -12,7 +12,8 @@ enum class Isa : uint8_t {
   Scalar,      // portable C++, any CPU
   Avx2,        // AVX2 + FMA + F16C
   Avx512,      // AVX-512 F/BW/VL/DQ
-  Avx512Bf16,  // AVX-512 with AVX512_BF16 dot products (used by bf16-activation products)
+  Avx512Bf16,  // AVX-512 with AVX512_BF16 and AVX512_VNNI dot products (bf16-activation products,
+               // int8 products for quantized weights)
 };
 
 std::string_view isa_name(Isa isa);  // "scalar", "avx2", "avx512", "avx512bf16"

@@ -21,6 +21,8 @@
 namespace jetmoe::kernels::cpu::avx2 {
 #include "kernels/cpu/simd_avx2-inl.h"
 #include "kernels/cpu/matmul-inl.h"
+#include "kernels/cpu/simd_q8_avx2-inl.h"
+#include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx2
@@ -37,6 +39,9 @@ const KernelTable& avx2_kernels() {
       .gemm = gemm,
       .gemm_bf16dot = nullptr,
       .round_to_bf16 = round_to_bf16,
+      .quantize_row_q8 = quantize_row_q8<Q8Avx2>,
+      .gemv_q8 = gemv_q8<Q8Avx2>,
+      .gemm_q8 = gemm_q8_dots<Q8Avx2>,
       .rmsnorm = rmsnorm,
       .silu_glu = silu_glu,
       .softmax = softmax,

@@ -1,4 +1,5 @@
-// AVX-512 plus AVX512_BF16: the AVX-512 table with bf16 dot-product GEMM, rounding and probe.
+// AVX-512 plus AVX512_BF16 and AVX512_VNNI: the AVX-512 table with bf16 dot-product GEMM, rounding
+// and probe, and the int8 products for quantized weights.
 #include "kernels/cpu/kernel_table.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -19,11 +20,14 @@
 #include "core/dtype.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c")
 namespace jetmoe::kernels::cpu::avx512bf16 {
 #include "kernels/cpu/simd_avx512-inl.h"
 #include "kernels/cpu/matmul-inl.h"
 #include "kernels/cpu/matmul_bf16dot-inl.h"
+#include "kernels/cpu/simd_q8_avx2-inl.h"
+#include "kernels/cpu/matmul_q8-inl.h"
+#include "kernels/cpu/matmul_q8vnni-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx512bf16
 #pragma GCC pop_options
 
@@ -33,10 +37,13 @@ const KernelTable& avx512bf16_kernels() {
   static const KernelTable table = [] {
     KernelTable t = avx512_kernels();
     t.isa = Isa::Avx512Bf16;
-    t.gemm_scratch_floats = std::max(t.gemm_scratch_floats, avx512bf16::kKcPairs * avx512bf16::kNr);
+    t.gemm_scratch_floats = std::max({t.gemm_scratch_floats, avx512bf16::kKcPairs * avx512bf16::kNr,
+                                      avx512bf16::kQ8PanelFloats});
     t.gemm_bf16dot = avx512bf16::gemm_bf16dot;
     t.round_to_bf16 = avx512bf16::round_to_bf16_vec;
     t.bf16_dot_flops = avx512bf16::bf16_dot_flops;
+    t.gemv_q8 = avx512bf16::gemv_q8_vnni;
+    t.gemm_q8 = avx512bf16::gemm_q8_vnni;
     return t;
   }();
   return table;

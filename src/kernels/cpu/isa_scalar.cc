@@ -15,6 +15,8 @@ namespace jetmoe::kernels::cpu::scalar {
 // own namespace (so instantiations of different levels never merge) under its target flags.
 #include "kernels/cpu/simd_scalar-inl.h"
 #include "kernels/cpu/matmul-inl.h"
+#include "kernels/cpu/simd_q8_scalar-inl.h"
+#include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
 }  // namespace jetmoe::kernels::cpu::scalar
@@ -30,6 +32,9 @@ const KernelTable& scalar_kernels() {
       .gemm = gemm,
       .gemm_bf16dot = nullptr,
       .round_to_bf16 = round_to_bf16,
+      .quantize_row_q8 = quantize_row_q8<Q8Scalar>,
+      .gemv_q8 = gemv_q8<Q8Scalar>,
+      .gemm_q8 = gemm_q8_dots<Q8Scalar>,
       .rmsnorm = rmsnorm,
       .silu_glu = silu_glu,
       .softmax = softmax,

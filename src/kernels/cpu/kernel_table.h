@@ -18,6 +18,16 @@ struct WeightMatrix {
   int64_t cols = 0;  // in
 };
 
+// Activation rows quantized to 8-bit blocks for products with Q8_0 / Q4_0 weights (the numerics
+// of kernels/ref/quantized_ops.h): value j of row t is scale[t * blocks + j / 32] * q[t * cols + j].
+struct QuantizedRows {
+  const int8_t* q = nullptr;      // [rows, cols]
+  const float* scale = nullptr;   // [rows, cols / 32]
+  const int32_t* sum = nullptr;   // [rows, cols / 32]: sum of each block's q (for weights stored with an offset)
+  int64_t rows = 0;
+  int64_t cols = 0;               // a multiple of kQuantBlock
+};
+
 // One block of causal attention for one KV head: `rows` query rows attend keys 0 .. n_keys[r]-1.
 struct AttentionBlock {
   const float* q = nullptr;      // row r at q + r * q_stride, head_dim floats
@@ -60,6 +70,16 @@ struct KernelTable {
   void (*gemm_bf16dot)(const uint16_t* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t o_begin,
                        int64_t o_end, float* y, int64_t ldy, float* scratch);
   void (*round_to_bf16)(const float* src, uint16_t* dst, int64_t n);
+
+  // Products with Q8_0 / Q4_0 weights on 8-bit activations: quantize_row_q8 fills one row of a
+  // QuantizedRows (n a multiple of kQuantBlock), bit for bit like kernels::quantize_row_q8; then
+  // y[t, o] for o in [o_begin, o_end) as kernels::matmul_xwT_q8 computes it. gemv_q8 needs
+  // x.rows <= kGemvMaxRows; gemm_q8 takes any number of rows and gemm_scratch_floats of scratch.
+  void (*quantize_row_q8)(const float* x, int64_t n, int8_t* q, float* scale, int32_t* sum);
+  void (*gemv_q8)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                  int64_t ldy);
+  void (*gemm_q8)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                  int64_t ldy, float* scratch);
 
   // One row each.
   void (*rmsnorm)(const float* x, const float* weight, float eps, int64_t d, float* y);

@@ -105,6 +105,8 @@ void gemv(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
     case DType::F32: return gemv_typed<DType::F32>(x, ldx, T, W, o_begin, o_end, y, ldy);
     case DType::BF16: return gemv_typed<DType::BF16>(x, ldx, T, W, o_begin, o_end, y, ldy);
     case DType::F16: return gemv_typed<DType::F16>(x, ldx, T, W, o_begin, o_end, y, ldy);
+    case DType::Q8_0:
+    case DType::Q4_0: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8-inl.h)
   }
 }
 
@@ -210,6 +212,8 @@ void gemm(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
     case DType::F32: return gemm_typed<DType::F32>(x, ldx, T, W, o_begin, o_end, y, ldy, panel);
     case DType::BF16: return gemm_typed<DType::BF16>(x, ldx, T, W, o_begin, o_end, y, ldy, panel);
     case DType::F16: return gemm_typed<DType::F16>(x, ldx, T, W, o_begin, o_end, y, ldy, panel);
+    case DType::Q8_0:
+    case DType::Q4_0: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8-inl.h)
   }
 }
 

@@ -15,6 +15,7 @@ namespace jetmoe::ops {
 namespace {
 
 using kernels::cpu::KernelTable;
+using kernels::cpu::QuantizedRows;
 using kernels::cpu::WeightMatrix;
 
 const KernelTable& table_for(Isa isa) {
@@ -29,8 +30,16 @@ WeightMatrix weight_matrix(const TensorView& W) {
   return WeightMatrix{W.data, W.dtype, W.shape[0], W.shape[1]};
 }
 
-// A job's rows ready for the kernels: fp32 as given, or rounded to bf16 (kept as bf16 for the
-// dot-product kernel, or as fp32 values for the others).
+// Decoding tiles cover about 64 KB of weights (enough to amortise taking a tile, small enough to
+// balance); prefill tiles 128 output columns (a multiple of every ISA's panel width).
+constexpr int64_t kGemvTileBytes = 64 * 1024;
+constexpr int64_t kGemmTileCols = 128;
+// Element-wise ops smaller than this run on the calling thread (waking the pool costs ~10 us).
+constexpr int64_t kParallelElements = 1 << 16;
+
+// A job's rows ready for the kernels: fp32 as given, rounded to bf16 (kept as bf16 for the
+// dot-product kernel, or as fp32 values for the others), or quantized to 8-bit blocks for
+// quantized weights.
 struct PreparedJob {
   const MatmulJob* job;
   WeightMatrix W;
@@ -39,20 +48,53 @@ struct PreparedJob {
   int64_t ldx;
   std::vector<uint16_t> x_bf16;  // [rows, in] when the bf16 dot-product kernel runs this job
   std::vector<float> x_rounded;  // [rows, in] bf16-rounded rows when it cannot
+  std::vector<int8_t> q8;        // Q8_0 / Q4_0 weights: [rows, in] levels
+  std::vector<float> q8_scale;   // [rows, in / 32]
+  std::vector<int32_t> q8_sum;   // [rows, in / 32]
+
+  bool quantized() const { return dtype_is_quantized(W.dtype); }
+  QuantizedRows quantized_rows() const {
+    return QuantizedRows{q8.data(), q8_scale.data(), q8_sum.data(), job->rows, W.cols};
+  }
 };
+
+// Quantizes the rows of every job with quantized weights; rows shared among the threads when
+// there are enough of them to pay for waking the pool.
+void quantize_activations(std::vector<PreparedJob>& prepared, const KernelTable& kt, ThreadPool& pool) {
+  std::vector<PreparedJob*> jobs;
+  std::vector<int64_t> first_row{0};  // prefix sums of the jobs' rows
+  for (PreparedJob& p : prepared) {
+    if (!p.quantized()) continue;
+    const int64_t rows = p.job->rows, cols = p.W.cols;
+    p.q8.resize(size_t(rows * cols));
+    p.q8_scale.resize(size_t(rows * cols / kQuantBlock));
+    p.q8_sum.resize(p.q8_scale.size());
+    jobs.push_back(&p);
+    first_row.push_back(first_row.back() + rows);
+  }
+  const auto quantize = [&](int64_t begin, int64_t end) {
+    size_t j = size_t(std::upper_bound(first_row.begin(), first_row.end(), begin) - first_row.begin() - 1);
+    for (int64_t i = begin; i < end; ++i) {
+      while (i >= first_row[j + 1]) ++j;
+      PreparedJob& p = *jobs[j];
+      const int64_t t = i - first_row[j], cols = p.W.cols, blocks = cols / kQuantBlock;
+      kt.quantize_row_q8(p.job->x + t * p.job->x_stride, cols, p.q8.data() + t * cols, p.q8_scale.data() + t * blocks,
+                         p.q8_sum.data() + t * blocks);
+    }
+  };
+  const int64_t rows = first_row.back();
+  if (rows == 0) return;
+  int64_t values = 0;
+  for (const PreparedJob* p : jobs) values += p->job->rows * p->W.cols;
+  if (values < kParallelElements) quantize(0, rows);
+  else pool.parallel_for(rows, quantize);
+}
 
 // An output range of one job: the unit the threads share.
 struct Tile {
   int32_t job;
   int64_t o_begin, o_end;
 };
-
-// Decoding tiles cover about 64 KB of weights (enough to amortise taking a tile, small enough to
-// balance); prefill tiles 128 output columns (a multiple of every ISA's panel width).
-constexpr int64_t kGemvTileBytes = 64 * 1024;
-constexpr int64_t kGemmTileCols = 128;
-// Element-wise ops smaller than this run on the calling thread (waking the pool costs ~10 us).
-constexpr int64_t kParallelElements = 1 << 16;
 
 void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const MatmulOptions& options) {
   const KernelTable& kt = table_for(options.isa);
@@ -63,8 +105,10 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
     JM_CHECK(job.rows >= 0 && job.x_stride >= W.cols && job.y_stride >= W.rows, "matmul: ", job.rows,
              " rows with x stride ", job.x_stride, " and y stride ", job.y_stride, " do not fit weight ",
              shape_str(job.W.shape));
+    JM_CHECK(W.cols % dtype_block_elems(W.dtype) == 0, "matmul weight ", shape_str(job.W.shape), " in ",
+             dtype_name(W.dtype), ": rows must be whole blocks of ", dtype_block_elems(W.dtype), " values");
     if (job.rows == 0 || W.rows == 0) continue;
-    PreparedJob p{&job, W, job.rows <= kernels::cpu::kGemvMaxRows, job.x, job.x_stride, {}, {}};
+    PreparedJob p{&job, W, job.rows <= kernels::cpu::kGemvMaxRows, job.x, job.x_stride, {}, {}, {}, {}, {}};
     if (!p.gemv && options.activations == Activations::BF16 && W.dtype == DType::BF16) {
       p.x_bf16.resize(size_t(job.rows * W.cols));
       for (int64_t t = 0; t < job.rows; ++t)
@@ -77,12 +121,13 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
         p.ldx = W.cols;
       }
     }
-    const int64_t row_bytes = std::max<int64_t>(1, W.cols * int64_t(dtype_size(W.dtype)));
+    const int64_t row_bytes = std::max<int64_t>(1, int64_t(dtype_bytes(W.dtype, W.cols)));
     const int64_t step = p.gemv ? std::max<int64_t>(4, kGemvTileBytes / row_bytes / 4 * 4) : kGemmTileCols;
     for (int64_t o = 0; o < W.rows; o += step)
       tiles.push_back({int32_t(prepared.size()), o, std::min(W.rows, o + step)});
     prepared.push_back(std::move(p));
   }
+  quantize_activations(prepared, kt, pool);
   const int64_t scratch = std::any_of(prepared.begin(), prepared.end(), [](const PreparedJob& p) { return !p.gemv; })
                               ? kt.gemm_scratch_floats
                               : 0;
@@ -90,7 +135,10 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
     const Tile& tile = tiles[size_t(i)];
     const PreparedJob& p = prepared[size_t(tile.job)];
     const MatmulJob& job = *p.job;
-    if (p.gemv) kt.gemv(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
+    if (p.quantized()) {
+      if (p.gemv) kt.gemv_q8(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
+      else kt.gemm_q8(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
+    } else if (p.gemv) kt.gemv(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
     else if (!p.x_bf16.empty())
       kt.gemm_bf16dot(p.x_bf16.data(), p.W.cols, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
     else kt.gemm(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);

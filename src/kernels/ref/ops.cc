@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "core/error.h"
@@ -24,15 +23,9 @@ void matmul_tile(const float* x, int64_t x_stride, int64_t T, const TensorView& 
                  float* scratch, float* y, int64_t y_stride) {
   const int64_t in = W.shape[1];
   const float* w = static_cast<const float*>(W.data) + o0 * in;
-  if (W.dtype == DType::BF16) {
-    const uint16_t* src = static_cast<const uint16_t*>(W.data) + o0 * in;
-    for (int64_t i = 0; i < (o1 - o0) * in; ++i) {
-      const uint32_t bits = uint32_t(src[i]) << 16;
-      std::memcpy(scratch + i, &bits, 4);
-    }
-    w = scratch;
-  } else if (W.dtype == DType::F16) {
-    to_f32(DType::F16, static_cast<const uint16_t*>(W.data) + o0 * in, scratch, size_t((o1 - o0) * in));
+  if (W.dtype != DType::F32) {  // rows are whole quantization blocks, so any dtype converts row-wise
+    const char* rows = static_cast<const char*>(W.data) + size_t(o0) * dtype_bytes(W.dtype, in);
+    to_f32(W.dtype, rows, scratch, size_t((o1 - o0) * in));
     w = scratch;
   }
   for (int64_t t = 0; t < T; ++t)
@@ -43,7 +36,7 @@ void matmul_tile(const float* x, int64_t x_stride, int64_t T, const TensorView& 
 
 void load_row(const TensorView& W, int64_t row, float* out) {
   const int64_t in = W.shape.back();
-  const char* base = static_cast<const char*>(W.data) + size_t(row * in) * dtype_size(W.dtype);
+  const char* base = static_cast<const char*>(W.data) + size_t(row) * dtype_bytes(W.dtype, in);
   to_f32(W.dtype, base, out, size_t(in));
 }
 
@@ -51,6 +44,8 @@ void matmul_xwT(const float* x, int64_t x_stride, int64_t T, const TensorView& W
                 ThreadPool& pool) {
   JM_CHECK(W.shape.size() == 2, "matmul weight must be 2-D, got ", shape_str(W.shape));
   const int64_t out = W.shape[0], in = W.shape[1];
+  JM_CHECK(in % dtype_block_elems(W.dtype) == 0, "matmul weight ", shape_str(W.shape), " in ", dtype_name(W.dtype),
+           ": rows must be whole blocks of ", dtype_block_elems(W.dtype));
   if (T == 0) return;
   const int64_t tiles = (out + kRowTile - 1) / kRowTile;
   pool.parallel_for(tiles, [&](int64_t tile_begin, int64_t tile_end) {

@@ -1,4 +1,5 @@
-// Plain C++ kernels of every op the JetMoE forward needs: fp32 compute over F32/BF16/F16 weights.
+// Plain C++ kernels of every op the JetMoE forward needs: fp32 compute over weights of any dtype
+// (quantized ones dequantized row by row; quantized_ops.h has the 8-bit-activation products).
 // They are the oracles that the SIMD kernels of kernels/cpu (behind kernels/ops.h) are tested
 // against, so clarity beats speed here: no intrinsics, no instruction-set clones.
 #pragma once

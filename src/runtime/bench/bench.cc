@@ -97,6 +97,7 @@ std::string human_params(int64_t n) {
 
 // What one model run needs: the model, its cache, the token ids and the per-token costs.
 struct ModelRun {
+  const std::string& dir;
   Model& model;
   KvCache& cache;
   const std::vector<int32_t>& prompt;
@@ -138,6 +139,28 @@ void run_tests(ModelRun& run, ThreadPool& pool, const MachineLimits& limits, Ben
     if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
     report.rows.push_back(row);
   }
+  if (options.train_batch > 0) {
+    TrainBenchOptions train;
+    train.batch = options.train_batch;
+    train.seq_len = options.train_seq_len;
+    train.reps = options.reps;
+    train.activations = run.model.matmul_options().activations;
+    train.seed = options.seed;
+    const TrainBenchResult timed = run_train_bench(run.dir, train, options.train_update, pool);
+    BenchRow row = base;
+    row.test = "train" + std::to_string(train.batch) + "x" + std::to_string(train.seq_len);
+    row.tokens = timed.tokens_per_step;
+    for (double seconds : timed.step_seconds) row.tokens_per_s.push_back(double(row.tokens) / seconds);
+    fill_stats(row);
+    const double flops_per_token = 3.0 * run.cost.flops_per_prompt_token;
+    row.bound_tokens_per_s = limits.best_flops() / flops_per_token;
+    row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
+    row.fraction_of_fp32_peak = row.mean * flops_per_token / limits.fma_flops;
+    row.loss_first = timed.first_loss;
+    row.loss_last = timed.last_loss;
+    if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
+    report.rows.push_back(row);
+  }
 }
 
 }  // namespace
@@ -148,13 +171,15 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
   if (options.activations.empty()) fail("bench: no activation precision given");
   if (options.reps < 1) fail("bench: repetitions must be at least 1, got ", options.reps);
   if (options.n_prompt < 0 || options.n_gen < 0) fail("bench: token counts must not be negative");
+  if (options.train_batch < 0 || options.train_seq_len < 1) fail("bench: bad training batch or sequence length");
+  if (options.train_batch > 0 && !options.train_update) fail("bench: the training test needs an optimizer update");
   BenchReport report;
   report.isa = std::string(kernels::cpu::isa_name(kernels::cpu::best_isa()));
 
   for (const std::string& dir : options.models) {
     const std::unique_ptr<Model> model = Model::load(dir);
     const JetMoeConfig& c = model->config();
-    const int64_t context = std::max(options.n_prompt, options.n_gen);
+    const int64_t context = std::max({options.n_prompt, options.n_gen, options.train_batch > 0 ? options.train_seq_len : 0});
     if (context > c.max_position_embeddings)
       fail("bench: ", context, " tokens exceed ", dir, "'s max_position_embeddings ", c.max_position_embeddings);
     KvCache cache = model->make_cache(std::max<int64_t>(context, 1));
@@ -163,7 +188,7 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
     std::vector<int32_t> prompt(size_t(options.n_prompt)), generated(size_t(options.n_gen));
     for (int32_t& t : prompt) t = id(gen);
     for (int32_t& t : generated) t = id(gen);
-    ModelRun run{*model, cache, prompt, generated, token_cost(*model)};
+    ModelRun run{dir, *model, cache, prompt, generated, token_cost(*model)};
 
     BenchRow base;
     base.model = std::filesystem::path(dir).filename().string();
@@ -210,8 +235,9 @@ std::string bench_markdown(const BenchReport& report) {
     out += buf;
   }
   out += "\nBounds: tg = read bandwidth / weight bytes per token; pp = the best multiply-add peak "
-         "(bf16 dot where the CPU has it) / (2 x active parameters) per token. act: activations of "
-         "the weight products (bf16 = prefill on bf16 dot products).\n";
+         "(bf16 dot where the CPU has it) / (2 x active parameters) per token; train = that peak / "
+         "(6 x active parameters) per token. act: activations of the weight products (bf16 = prefill "
+         "and training on bf16 dot products).\n";
   return out;
 }
 
@@ -240,7 +266,12 @@ std::string bench_json(const BenchReport& report) {
                           {"stddev_tokens_per_s", r.stddev},
                           {"bound_tokens_per_s", r.bound_tokens_per_s},
                           {"fraction_of_bound", r.fraction_of_bound}};
-    if (r.test.rfind("pp", 0) == 0) row["fraction_of_fp32_peak"] = r.fraction_of_fp32_peak;
+    if (r.test.rfind("pp", 0) == 0 || r.test.rfind("train", 0) == 0)
+      row["fraction_of_fp32_peak"] = r.fraction_of_fp32_peak;
+    if (r.test.rfind("train", 0) == 0) {
+      row["loss_first"] = r.loss_first;
+      row["loss_last"] = r.loss_last;
+    }
     j["results"].push_back(row);
   }
   return j.dump(2) + "\n";

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "runtime/bench/train_bench.h"
 
 namespace jetmoe {
 
@@ -20,6 +21,11 @@ struct BenchOptions {
   std::vector<ops::Activations> activations = {ops::Activations::F32};
   int64_t n_prompt = 512;           // pp<n>: one forward of n tokens from an empty cache; 0 = skip
   int64_t n_gen = 128;              // tg<n>: n single-token forwards from an empty cache; 0 = skip
+  // train<B>x<T>: training steps (forward + backward + optimizer update, train_bench.h) of
+  // train_batch random sequences of train_seq_len tokens; 0 = skip. Needs train_update.
+  int64_t train_batch = 0;
+  int64_t train_seq_len = 128;
+  ParamUpdateFactory train_update;
   int reps = 5;
   size_t bandwidth_bytes = size_t(512) << 20;  // buffer read to measure bandwidth (>> last-level cache)
   uint64_t seed = 1;                           // of the random token ids
@@ -41,13 +47,16 @@ struct BenchRow {
   int64_t params = 0, active_params = 0;
   int threads = 0;
   std::string activations;  // "f32" or "bf16"
-  std::string test;         // "pp512", "tg128"
+  std::string test;         // "pp512", "tg128", "train4x128"
   int64_t tokens = 0;
   std::vector<double> tokens_per_s;  // one per repetition
   double mean = 0, stddev = 0;
-  double bound_tokens_per_s = 0;  // tg: bandwidth / weight bytes per token; pp: best peak / flops per token
+  // tg: bandwidth / weight bytes per token; pp: best peak / flops per token; train: best peak /
+  // (3 x the pp flops per token: forward, and backward's two products per weight product)
+  double bound_tokens_per_s = 0;
   double fraction_of_bound = 0;   // mean / bound
-  double fraction_of_fp32_peak = 0;  // pp only
+  double fraction_of_fp32_peak = 0;  // pp and train
+  double loss_first = 0, loss_last = 0;  // train: training loss of the warm-up and the last step
 };
 
 struct BenchReport {

@@ -20,7 +20,7 @@ TokenCost token_cost(const Model& model) {
                                 &l.post_norm, &l.mlp_router, &l.mlp_in, &l.mlp_out, &l.mlp_bias})
       bytes += active_bytes(*v, c);
   bytes += double(w.final_norm.nbytes()) + double(w.lm_head.nbytes());
-  bytes += double(c.hidden_size) * double(dtype_size(w.embed.dtype));  // the token's embedding row
+  bytes += double(dtype_bytes(w.embed.dtype, c.hidden_size));  // the token's embedding row
 
   TokenCost cost;
   cost.weight_bytes_per_generated_token = bytes;

@@ -1,16 +1,21 @@
 // The training loop on a tiny model with an in-memory data source: loss goes down, resume
-// reproduces an uninterrupted run bit for bit, checkpoints load as models, a diverging run stops
-// with a clear message and keeps its last checkpoint, and the config is validated field by field.
+// reproduces an uninterrupted run bit for bit (fp32 and bf16 compute), bf16 compute tracks fp32
+// and still saves fp32 masters, checkpoints load as models, a diverging run stops with a clear
+// message and keeps its last checkpoint, MFU is logged against the measured peak, and the config
+// is validated field by field.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "core/error.h"
 #include "model/model.h"
+#include "train/mfu.h"
 #include "train/run_checkpoint.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
@@ -150,6 +155,137 @@ TEST(Trainer, ResumeReproducesAnUninterruptedRunExactly) {
   EXPECT_TRUE(fs::exists(straight_dir.path / "plot.html"));
 }
 
+// A run of `steps` updates; returns its step lines.
+std::vector<json> run_steps(const json& j, const fs::path& dir) {
+  const TrainConfig config = parse(j);
+  std::ostringstream log;
+  Trainer trainer(config, fake_data(config), log);
+  trainer.run();
+  return read_metrics(dir, false);
+}
+
+TEST(Trainer, Bf16ComputeTracksF32AndResumesExactly) {
+  TempDir f32_dir("f32"), bf16_dir("bf16"), resumed_dir("bf16_resumed");
+  json j = base_config(f32_dir.path);
+  j["steps"] = 12;
+  j["schedule"] = {{"kind", "wsd"}, {"warmup_steps", 2}, {"decay_steps", 3}};
+  j["checkpoint"] = {{"interval", 6}, {"keep_last", 5}};
+  j["report_mfu"] = false;
+  const std::vector<json> f32 = run_steps(j, f32_dir.path);
+  j["compute_dtype"] = "bf16";
+  j["output_dir"] = bf16_dir.path.string();
+  const std::vector<json> bf16 = run_steps(j, bf16_dir.path);
+  ASSERT_EQ(f32.size(), 12u);
+  ASSERT_EQ(bf16.size(), 12u);
+
+  // bf16 weights and activations (relative rounding 2^-9) move the loss by far less than a
+  // percent on the first steps; later steps are allowed to drift apart more.
+  bool any_difference = false;
+  for (size_t i = 0; i < 12; ++i) {
+    const double a = f32[i]["loss"].get<double>(), b = bf16[i]["loss"].get<double>();
+    EXPECT_NEAR(b, a, (i < 4 ? 0.01 : 0.05) * a) << "step " << i + 1;
+    any_difference = any_difference || a != b;
+  }
+  EXPECT_TRUE(any_difference) << "bf16 compute gave exactly the fp32 losses: is it running at all?";
+  EXPECT_LT(bf16.back()["ce"].get<double>(), 0.8 * bf16.front()["ce"].get<double>());
+
+  // Resume from step 6 of a bf16 run: the copy is rebuilt from the masters, so bit for bit.
+  TrainConfig half = parse(j, {"output_dir=" + resumed_dir.path.string()});
+  half.steps = 6;
+  std::ostringstream log;
+  Trainer(half, fake_data(half), log).run();
+  const TrainConfig full = parse(j, {"output_dir=" + resumed_dir.path.string()});
+  Trainer resumed(full, fake_data(full), log);
+  resumed.resume((resumed_dir.path / "step-6").string());
+  resumed.run();
+  const std::vector<json> got = read_metrics(resumed_dir.path, false);
+  ASSERT_EQ(got.size(), 12u);
+  for (size_t i = 0; i < 12; ++i)
+    for (const char* key : {"loss", "ce", "load_balance", "z_loss", "grad_norm"})
+      EXPECT_EQ(bf16[i][key], got[i][key]) << key << " at step " << i + 1;
+  EXPECT_EQ(file_bytes(bf16_dir.path / "step-12" / "model.safetensors"),
+            file_bytes(resumed_dir.path / "step-12" / "model.safetensors"));
+
+  // The checkpoint holds the fp32 masters (the trainer's model()), not their bf16 rounding.
+  const TensorStore saved = TensorStore::open_file((resumed_dir.path / "step-12" / "model.safetensors").string());
+  int64_t not_bf16_representable = 0;
+  for (const ParamSpec& spec : param_specs(full.model)) {
+    const TensorView& v = saved.get(spec.name);
+    ASSERT_EQ(v.dtype, DType::F32) << spec.name;
+    const auto* values = static_cast<const float*>(v.data);
+    for (int64_t i = 0; i < v.numel(); ++i) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, &values[i], 4);
+      not_bf16_representable += (bits & 0xffffu) != 0;
+    }
+  }
+  EXPECT_GT(not_bf16_representable, 100);
+  const TensorView& master_embed = resumed.model().weights().embed;
+  const TensorView& saved_embed = saved.get("model.embed_tokens.weight");
+  ASSERT_EQ(master_embed.dtype, DType::F32);
+  EXPECT_EQ(std::memcmp(master_embed.data, saved_embed.data, saved_embed.nbytes()), 0);
+}
+
+TEST(Trainer, MfuIsLoggedAgainstTheMeasuredPeak) {
+  TempDir dir("mfu");
+  json j = base_config(dir.path);
+  j["steps"] = 4;
+  j["checkpoint"] = {{"interval", 0}};
+  const TrainConfig config = parse(j);
+  std::ostringstream log;
+  Trainer trainer(config, fake_data(config), log);
+  const TrainSummary summary = trainer.run();
+  std::smatch m;
+  const std::string text = log.str();
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(peak, ([0-9.]+) GFLOP/s)"))) << text;
+  const double logged_peak = std::stod(m[1]) * 1e9;
+  EXPECT_NE(text.find("| mfu "), std::string::npos) << text;
+  EXPECT_GT(summary.mfu, 0.0);
+  EXPECT_LT(summary.mfu, 1.0);
+
+  // mfu = flops/token x tokens/s / peak on every line, with one peak for the run.
+  const double flops = training_flops_per_token(config.model, config.seq_len).per_token();
+  for (const json& line : read_metrics(dir.path, false)) {
+    const double mfu = line["mfu"].get<double>(), rate = line["tokens_per_s"].get<double>();
+    EXPECT_GT(mfu, 0.0);
+    EXPECT_LT(mfu, 1.0);
+    EXPECT_NEAR(flops * rate / mfu, logged_peak, 0.06e9);  // the log rounds to 0.1 GFLOP/s
+  }
+
+  // Off: no measurement, no mfu.
+  TempDir off_dir("mfu_off");
+  j["output_dir"] = off_dir.path.string();
+  j["report_mfu"] = false;
+  const TrainConfig off = parse(j);
+  std::ostringstream off_log;
+  Trainer(off, fake_data(off), off_log).run();
+  EXPECT_EQ(off_log.str().find("| mfu"), std::string::npos) << off_log.str();
+  EXPECT_EQ(off_log.str().find("peak"), std::string::npos) << off_log.str();
+  for (const json& line : read_metrics(off_dir.path, false)) EXPECT_FALSE(line.contains("mfu"));
+}
+
+// The FLOPs count, derived independently from the parameter list: 2-D matrices are used whole
+// by every token, [E, ...] expert stacks k/E of the time, the embedding lookup is no product and
+// the (tied) head is one of V x d.
+TEST(TrainingFlops, CountsTheMatricesATokenPassesThrough) {
+  for (const bool tied : {true, false}) {
+    JetMoeConfig c = tiny_model();
+    c.tie_word_embeddings = tied;
+    int64_t expected = tied ? c.vocab_size * c.hidden_size : 0;
+    for (const ParamSpec& spec : param_specs(c)) {
+      if (spec.shape.size() < 2 || spec.name.find("embed_tokens") != std::string::npos) continue;
+      const int64_t n = shape_numel(spec.shape);
+      expected += spec.shape.size() == 3 ? n / c.num_experts * c.top_k : n;
+    }
+    EXPECT_EQ(active_matmul_params(c), expected) << "tied " << tied;
+    const TrainingFlops f = training_flops_per_token(c, 8);
+    EXPECT_DOUBLE_EQ(f.matmul, 6.0 * double(expected));
+    // 2 layers x 2 slots x 2 heads x 4 dims: a QK and an AV multiply-add per key, 4 keys on
+    // average at seq_len 8, x 2 FLOPs x 3 (forward + backward) = 2*2*2*4 * 2*4 * 2*3 = 1536.
+    EXPECT_DOUBLE_EQ(f.attention, 1536.0);
+  }
+}
+
 TEST(Trainer, LossFallsAndCheckpointsLoadAsModels) {
   TempDir dir("falls");
   json j = base_config(dir.path);
@@ -241,6 +377,8 @@ TEST(TrainConfig, ErrorsNameTheField) {
   j["data"]["phases"][0]["sources"][0]["weight"] = 0.0;
   expect_config_error(j, "sum to a positive number");
   expect_config_error(good, "schedule.kind", {"schedule.kind=linear"});
+  expect_config_error(good, "compute_dtype", {"compute_dtype=f16"});
+  expect_config_error(good, "report_mfu", {"report_mfu=yes"});
   expect_config_error(good, "decay_steps", {"schedule.decay_steps=100"});
   EXPECT_THROW(parse_train_config("{not json", "bad.json", "/", {}), Error);
 }

@@ -1,0 +1,116 @@
+// jetmoe quantize: a model (checkpoint directory or GGUF file) -> one GGUF file holding the
+// config, the tokenizer and the weights in the requested type (docs/gguf.md).
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "common.h"
+#include "core/error.h"
+#include "core/parallel.h"
+#include "formats/gguf_export.h"
+#include "formats/model_files.h"
+#include "model/weights.h"
+
+namespace jetmoe::cli {
+
+namespace {
+
+struct QuantizeFlags {
+  std::string model;
+  std::string out;
+  std::string type = "q8_0";
+  std::string name;
+  int threads = 1;
+};
+
+DType parse_file_type(const std::string& text) {
+  DType type;
+  if (parse_quant_dtype(text, &type) || parse_dtype(text, &type)) return type;
+  throw CLI::ValidationError("--type", "unknown type '" + text + "'");
+}
+
+// general.name by default: the directory's (or file's) name.
+std::string default_name(const std::string& model) {
+  std::filesystem::path path(model);
+  if (path.filename().empty()) path = path.parent_path();  // "models/tiny/"
+  return path.stem().string();
+}
+
+// 300 -> "300 B", 8192 -> "8.00 KiB", ...
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = double(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) value /= 1024, ++unit;
+  char text[32];
+  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.2f %s", value, units[unit]);
+  return text;
+}
+
+// Why a tensor is not stored in the requested type.
+std::string reason(const GgufExportTensor& t, DType requested) {
+  if (t.to == requested) return "";
+  switch (tensor_role(t.hf_name)) {
+    case TensorRole::kNorm: return "norm";
+    case TensorRole::kBias: return "bias";
+    case TensorRole::kRouter: return "router";
+    default: break;
+  }
+  if (t.shape.back() % dtype_block_elems(requested) != 0) return "rows not a multiple of 32";
+  return "output head";
+}
+
+void print_plan(const std::vector<GgufExportTensor>& plan, DType requested) {
+  std::printf("%-34s %-18s %-5s %-5s %12s %12s  %s\n", "tensor", "shape", "from", "to", "before", "after", "kept because");
+  uint64_t before = 0, after = 0;
+  for (const GgufExportTensor& t : plan) {
+    std::printf("%-34s %-18s %-5s %-5s %12s %12s  %s\n", t.gguf_name.c_str(), shape_str(t.shape).c_str(),
+                std::string(dtype_name(t.from)).c_str(), std::string(dtype_name(t.to)).c_str(),
+                human_bytes(t.bytes_before).c_str(), human_bytes(t.bytes_after).c_str(), reason(t, requested).c_str());
+    before += t.bytes_before;
+    after += t.bytes_after;
+  }
+  std::printf("total: %zu tensors, %s -> %s (%.1f%%)\n", plan.size(), human_bytes(before).c_str(), human_bytes(after).c_str(),
+              before ? 100.0 * double(after) / double(before) : 100.0);
+}
+
+void run_quantize(const QuantizeFlags& flags) {
+  const DType type = parse_file_type(flags.type);
+  check_model_dir(flags.model);
+  const ModelFiles model = open_model_files(flags.model);
+  bind_weights(model.config, model.store);  // a complete, consistent JetMoE model, or an error naming the tensor
+
+  std::vector<std::string> names;
+  for (const ParamSpec& spec : param_specs(model.config)) names.push_back(spec.name);
+  const std::vector<GgufExportTensor> plan = plan_gguf_export(model.config, model.store, names, type);
+  GgufExportOptions options;
+  options.type = type;
+  options.name = flags.name.empty() ? default_name(flags.model) : flags.name;
+  options.tokenizer = read_model_tokenizer_data(flags.model);
+
+  print_plan(plan, type);
+  ThreadPool pool(flags.threads);
+  const uint64_t size = write_gguf_export(flags.out, model.config, model.store, plan, options, pool);
+  std::printf("wrote %s (%s, %s)%s\n", flags.out.c_str(), std::string(dtype_name(type)).c_str(), human_bytes(size).c_str(),
+              options.tokenizer.hf_json.empty() && options.tokenizer.spm_model.empty() ? ", no tokenizer" : "");
+}
+
+}  // namespace
+
+Command add_quantize_command(CLI::App& parent) {
+  auto flags = std::make_shared<QuantizeFlags>();
+  CLI::App* app = parent.add_subcommand(
+      "quantize", "Write a model as one GGUF file (config, tokenizer and weights), converting the weights to --type");
+  add_model_flag(*app, flags->model);
+  app->add_option("-o,--out", flags->out, "Output .gguf file (replaced atomically)")->required()->type_name("FILE");
+  app->add_option("--type", flags->type,
+                  "Weight type: q8_0, q4_0 (norms, biases and routers stay f32; a q4_0 file keeps the output "
+                  "head in q8_0), or f16, bf16, f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"q8_0", "q4_0", "f16", "bf16", "f32"}));
+  app->add_option("--name", flags->name, "general.name of the file (default: the model's directory name)");
+  add_threads_flag(*app, flags->threads);
+  return {app, [flags] { run_quantize(*flags); }};
+}
+
+}  // namespace jetmoe::cli

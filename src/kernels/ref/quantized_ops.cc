@@ -1,0 +1,71 @@
+#include "kernels/ref/quantized_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+
+namespace jetmoe::kernels {
+
+void quantize_row_q8(const float* x, int64_t n, int8_t* q, float* scale) {
+  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+    const float* xb = x + b * kQuantBlock;
+    float amax = 0.0f;
+    for (int64_t j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    // A subnormal scale would make 1 / d overflow: such blocks (max |x| < 127 * 2^-126) are zero.
+    const float d = amax / 127.0f >= std::numeric_limits<float>::min() ? amax / 127.0f : 0.0f;
+    const float inv = d != 0.0f ? 1.0f / d : 0.0f;
+    scale[b] = d;
+    for (int64_t j = 0; j < kQuantBlock; ++j) {
+      const float v = std::nearbyint(xb[j] * inv);  // the default rounding mode: half to even
+      q[b * kQuantBlock + j] = int8_t(v == v ? std::clamp(v, -127.0f, 127.0f) : 0.0f);
+    }
+  }
+}
+
+float weight_block(const TensorView& W, int64_t row, int64_t b, int levels[32]) {
+  const int64_t in = W.shape.back();
+  const auto* block = static_cast<const uint8_t*>(W.data) + size_t(row) * dtype_bytes(W.dtype, in) +
+                      size_t(b) * dtype_block_bytes(W.dtype);
+  uint16_t d;
+  std::memcpy(&d, block, 2);
+  const uint8_t* qs = block + 2;
+  if (W.dtype == DType::Q8_0) {
+    for (int j = 0; j < 32; ++j) levels[j] = int8_t(qs[j]);
+  } else {
+    JM_CHECK(W.dtype == DType::Q4_0, "weight_block: ", dtype_name(W.dtype), " is not a quantized type");
+    for (int j = 0; j < 16; ++j) {
+      levels[j] = int(qs[j] & 0x0f) - 8;
+      levels[j + 16] = int(qs[j] >> 4) - 8;
+    }
+  }
+  return f16_to_f32(d);
+}
+
+void matmul_xwT_q8(const float* x, int64_t x_stride, int64_t T, const TensorView& W, float* y, int64_t y_stride) {
+  JM_CHECK(W.shape.size() == 2 && dtype_is_quantized(W.dtype) && W.shape[1] % kQuantBlock == 0,
+           "matmul_xwT_q8 needs a 2-D Q8_0 / Q4_0 weight with rows of whole blocks, got ", dtype_name(W.dtype), " ",
+           shape_str(W.shape));
+  const int64_t out = W.shape[0], in = W.shape[1], blocks = in / kQuantBlock;
+  std::vector<int8_t> q(static_cast<size_t>(in));
+  std::vector<float> scale(static_cast<size_t>(blocks));
+  int levels[32];
+  for (int64_t t = 0; t < T; ++t) {
+    quantize_row_q8(x + t * x_stride, in, q.data(), scale.data());
+    for (int64_t o = 0; o < out; ++o) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float dw = weight_block(W, o, b, levels);
+        int32_t sum = 0;
+        for (int j = 0; j < 32; ++j) sum += levels[j] * q[size_t(b * 32 + j)];
+        acc += (dw * scale[size_t(b)]) * float(sum);
+      }
+      y[t * y_stride + o] = acc;
+    }
+  }
+}
+
+}  // namespace jetmoe::kernels

@@ -1,0 +1,79 @@
+// `jetmoe bench --train-batch`: the training-step test carries its rows (per precision) with
+// positive speeds and finite losses, and rejects a sequence longer than the model's positions.
+// (Speeds are measured, never asserted.)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+
+namespace jetmoe::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class BenchTrainCli : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("jetmoe_bench_train_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "config.json") << json{{"model_type", "jetmoe"},   {"vocab_size", 300},
+                                                {"hidden_size", 32},        {"num_hidden_layers", 2},
+                                                {"num_local_experts", 4},   {"num_experts_per_tok", 2},
+                                                {"num_key_value_heads", 2}, {"kv_channels", 8},
+                                                {"intermediate_size", 24},  {"max_position_embeddings", 64}}
+                                                   .dump();
+    model_ = (dir_ / "model").string();
+    const CliResult r =
+        run_cli({"init", "--config", (dir_ / "config.json").string(), "--out", model_, "--dtype", "bf16"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  std::string model_;
+};
+
+TEST_F(BenchTrainCli, TrainRowsPerPrecision) {
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "2", "-p", "0", "-n", "0", "-r", "2", "-a", "f32,bf16",
+                               "--train-batch", "3", "--train-len", "10", "--bandwidth-mib", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("results").size(), 2u);
+  std::vector<std::string> precisions;
+  for (const json& row : j.at("results")) {
+    EXPECT_EQ(row.at("test"), "train3x10");
+    EXPECT_EQ(row.at("tokens"), 30);
+    EXPECT_EQ(row.at("tokens_per_s").size(), 2u);
+    EXPECT_GT(row.at("mean_tokens_per_s").get<double>(), 0);
+    EXPECT_GT(row.at("bound_tokens_per_s").get<double>(), 0);
+    EXPECT_GT(row.at("fraction_of_fp32_peak").get<double>(), 0);
+    // Random ids over 300 tokens: the loss starts near ln(300) = 5.7 (plus the small aux terms).
+    for (const char* key : {"loss_first", "loss_last"}) {
+      EXPECT_TRUE(std::isfinite(row.at(key).get<double>())) << key;
+      EXPECT_NEAR(row.at(key).get<double>(), std::log(300.0), 1.5) << key;
+    }
+    precisions.push_back(row.at("activations"));
+  }
+  EXPECT_EQ(precisions, (std::vector<std::string>{"f32", "bf16"}));
+
+  const CliResult md = run_cli({"bench", "-m", model_, "-t", "1", "-p", "0", "-n", "0", "-r", "1",
+                                "--train-batch", "1", "--train-len", "4", "--bandwidth-mib", "8"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_TRUE(contains(md.out, "train1x4")) << md.out;
+}
+
+TEST_F(BenchTrainCli, RejectsASequenceBeyondTheModelsPositions) {
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "1", "-p", "0", "-n", "0", "-r", "1",
+                               "--train-batch", "1", "--train-len", "65", "--bandwidth-mib", "8"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "max_position_embeddings")) << r.err;
+}
+
+}  // namespace
+}  // namespace jetmoe::e2e

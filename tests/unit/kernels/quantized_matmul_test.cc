@@ -1,0 +1,273 @@
+// Products with Q8_0 / Q4_0 weights (ops::matmul_xwT, ops::matmul_xwT_grouped, ops::load_row) on
+// every ISA level of this machine against the oracles of kernels/ref:
+//  - kernels::matmul_xwT_q8, the same numerics written plainly (8-bit activations, integer block
+//    sums): equal up to fp32 rounding, and bit for bit on data where every fp32 step is exact;
+//  - the fp32 product with the dequantized weights (kernels::matmul_xwT), within the bound that
+//    the activations' rounding sets (quantized_ops.h);
+// over odd sizes: 1 .. 130 rows (both sides of the gemv / gemm switch, partial register tiles),
+// odd output counts (partial panels), inputs from one block to more than one packed panel.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/parallel.h"
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/ops.h"
+#include "kernels/ref/ops.h"
+#include "kernels/ref/quantized_ops.h"
+#include "kernel_test_util.h"
+
+namespace jetmoe {
+namespace {
+
+using test::Isa;
+
+// A quantized [out, in] weight one byte past an aligned allocation (blocks are 2-byte aligned in
+// GGUF rows anyway; the kernels must not assume more).
+struct QuantWeight {
+  std::vector<uint8_t> storage;
+  TensorView view;
+  QuantWeight(DType dtype, std::vector<int64_t> shape, const std::vector<uint8_t>& bytes) {
+    storage.resize(bytes.size() + 1);
+    std::copy(bytes.begin(), bytes.end(), storage.begin() + 1);
+    view = TensorView{dtype, std::move(shape), storage.data() + 1};
+  }
+};
+
+// Weights quantized by core from normal random values (std 0.02 with some larger ones).
+QuantWeight random_weight(DType dtype, int64_t out, int64_t in, uint32_t seed) {
+  std::vector<float> w = test::random_floats(size_t(out * in), seed, 0.02f);
+  for (size_t i = 0; i < w.size(); i += 37) w[i] *= 8.0f;
+  std::vector<uint8_t> bytes(dtype_bytes(dtype, out * in));
+  from_f32(dtype, w.data(), bytes.data(), w.size());
+  return QuantWeight(dtype, {out, in}, bytes);
+}
+
+// Bound on the fp32 rounding between two evaluations of sum_b s_b * (integer block sum): the
+// kernels split a block's sum into up to 8 lanes, and on VNNI the lanes carry the weights' offset
+// (+128 for Q8_0, +8 for Q4_0) and its correction, so each lane is bounded by
+// sum (|level| + 2 offset) |q|; 8 lanes per block are rounded and summed (gamma_{8 blocks + 8}),
+// by either side.
+double rounding_bound(const TensorView& W, int64_t o, const int8_t* q, const float* x_scale) {
+  const int64_t blocks = W.shape[1] / kQuantBlock;
+  const int offset = W.dtype == DType::Q8_0 ? 128 : 8;
+  int levels[32];
+  double mag = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const double s = std::fabs(double(kernels::weight_block(W, o, b, levels)) * x_scale[b]);
+    double lanes = 0.0;
+    for (int j = 0; j < 32; ++j) lanes += double(std::abs(levels[j]) + 2 * offset) * std::abs(q[b * 32 + j]);
+    mag += s * lanes;
+  }
+  return 2.0 * test::gamma_n(8 * blocks + 8) * mag;
+}
+
+struct Failures {
+  int count = 0;
+  bool add() { return ++count <= 3; }
+};
+
+// y [T, out] (rows y_stride apart) against both oracles; columns past `out` must stay NaN.
+void expect_matches_oracles(const float* y, int64_t y_stride, const std::vector<float>& x, int64_t x_stride, int64_t T,
+                            const TensorView& W, ThreadPool& pool, const std::string& what) {
+  const int64_t out = W.shape[0], in = W.shape[1], blocks = in / kQuantBlock;
+  std::vector<float> same(size_t(T * out)), exact_w(size_t(T * out));
+  kernels::matmul_xwT_q8(x.data(), x_stride, T, W, same.data(), out);
+  std::vector<int8_t> q(static_cast<size_t>(in));
+  std::vector<float> x_scale(static_cast<size_t>(blocks)), w(static_cast<size_t>(in));
+  Failures failures;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xt = x.data() + t * x_stride;
+    kernels::quantize_row_q8(xt, in, q.data(), x_scale.data());
+    for (int64_t o = 0; o < out; ++o) {
+      const double got = y[t * y_stride + o], want = same[size_t(t * out + o)];
+      const double tol = rounding_bound(W, o, q.data(), x_scale.data());
+      if (!(std::fabs(got - want) <= tol) && failures.add())
+        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", oracle " << want << ", tolerance "
+                      << tol;
+      // Against the exact product with the dequantized weights: activation rounding
+      // |x - d q| <= d (1/2 + 2^-12) (quantized_ops.h), plus both sides' fp32 rounding.
+      kernels::load_row(W, o, w.data());
+      double exact = 0.0, act_bound = 0.0, abs_sum = 0.0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        double w_abs = 0.0;
+        for (int64_t j = b * 32; j < b * 32 + 32; ++j) {
+          exact += double(xt[j]) * w[size_t(j)];
+          abs_sum += std::fabs(double(xt[j]) * w[size_t(j)]);
+          w_abs += std::fabs(w[size_t(j)]);
+        }
+        act_bound += double(x_scale[size_t(b)]) * (0.5 + std::ldexp(1.0, -12)) * w_abs;
+      }
+      const double bound = act_bound + tol + test::gamma_n(in) * abs_sum;
+      if (!(std::fabs(got - exact) <= bound) && failures.add())
+        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", exact " << exact << ", bound "
+                      << bound;
+    }
+    for (int64_t c = out; c < y_stride; ++c)
+      if (!std::isnan(y[t * y_stride + c]) && failures.add()) ADD_FAILURE() << what << ": wrote past column " << out;
+  }
+  EXPECT_EQ(failures.count, 0) << what;
+}
+
+void check_one(Isa isa, DType dtype, int64_t T, int64_t in, int64_t out, ThreadPool& pool) {
+  const uint32_t seed = uint32_t(T * 7919 + in * 104729 + out * 31 + int(dtype));
+  const QuantWeight W = random_weight(dtype, out, in, seed);
+  const int64_t x_stride = in + 3, y_stride = out + 2;
+  std::vector<float> x_buffer = test::random_floats(size_t(T * x_stride + 1), seed + 1);
+  const std::vector<float> x(x_buffer.begin() + 1, x_buffer.end());
+  std::vector<float> y(size_t(T * y_stride + 1), std::numeric_limits<float>::quiet_NaN());
+  ops::matmul_xwT(x_buffer.data() + 1, x_stride, T, W.view, y.data() + 1, y_stride, pool, {ops::Activations::F32, isa});
+  expect_matches_oracles(
+      y.data() + 1, y_stride, x, x_stride, T, W.view, pool,
+      str_cat(kernels::cpu::isa_name(isa), " ", dtype_name(dtype), " T=", T, " in=", in, " out=", out));
+}
+
+class QuantizedMatmulTest : public testing::TestWithParam<Isa> {};
+
+TEST_P(QuantizedMatmulTest, MatchesOraclesOverOddShapes) {
+  ThreadPool pool(2);
+  for (DType dtype : {DType::Q8_0, DType::Q4_0})
+    for (int64_t T : {1, 2, 3, 4, 5, 7, 33, 130})
+      for (int64_t in : {32, 96, 576, 2048 + 32})  // blocks: 1, 3, 16 + 2, 4 * 16 + 1
+        for (int64_t out : {1, 5, 33, 67}) check_one(GetParam(), dtype, T, in, out, pool);
+}
+
+TEST_P(QuantizedMatmulTest, ManyRowsOnOneThread) {
+  ThreadPool pool(1);
+  check_one(GetParam(), DType::Q4_0, 40, 544, 200, pool);  // 17 blocks: one packed panel and one more
+  check_one(GetParam(), DType::Q8_0, 40, 544, 200, pool);
+}
+
+// Data on which every fp32 step of every evaluation order is exact: activations are integers with
+// a +-127 in each block (activation scale 1, levels = values), weight scales 1 or 1/2 and small
+// levels, so every lane, product and partial sum is a multiple of 1/2 below 2^23. Any kernel must
+// then equal the oracle bit for bit: a wrong level, block or scale cannot hide in a tolerance.
+TEST_P(QuantizedMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
+  ThreadPool pool(2);
+  std::mt19937 gen(5);
+  std::uniform_int_distribution<int> small(-7, 7), level8(-15, 15), level4(0, 15), coin(0, 1);
+  for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
+    for (int64_t T : {1, 3, 4, 7, 33}) {
+      const int64_t in = 1024, out = 45, blocks = in / 32;
+      std::vector<uint8_t> bytes(dtype_bytes(dtype, out * in));
+      for (int64_t o = 0; o < out; ++o)
+        for (int64_t b = 0; b < blocks; ++b) {
+          uint8_t* block = bytes.data() + size_t(o * blocks + b) * dtype_block_bytes(dtype);
+          const uint16_t d = coin(gen) ? 0x3c00 : 0x3800;  // f16 1.0 or 0.5
+          std::memcpy(block, &d, 2);
+          if (dtype == DType::Q8_0)
+            for (int j = 0; j < 32; ++j) block[2 + j] = uint8_t(int8_t(level8(gen)));
+          else
+            for (int j = 0; j < 16; ++j) block[2 + j] = uint8_t(level4(gen) | level4(gen) << 4);
+        }
+      const QuantWeight W(dtype, {out, in}, bytes);
+      std::vector<float> x(size_t(T * in));
+      for (int64_t i = 0; i < T * in; ++i) x[size_t(i)] = float(small(gen));
+      for (int64_t r = 0; r < T * blocks; ++r) x[size_t(r * 32 + r % 32)] = coin(gen) ? 127.0f : -127.0f;
+      std::vector<float> want(size_t(T * out)), got(size_t(T * out));
+      kernels::matmul_xwT_q8(x.data(), in, T, W.view, want.data(), out);
+      ops::matmul_xwT(x.data(), in, T, W.view, got.data(), out, pool, {ops::Activations::F32, GetParam()});
+      int failures = 0;
+      for (size_t i = 0; i < got.size(); ++i)
+        if (got[i] != want[i] && ++failures <= 3)
+          ADD_FAILURE() << dtype_name(dtype) << " T=" << T << " y[" << i << "] = " << got[i] << ", oracle " << want[i];
+    }
+  }
+}
+
+// Activation quantization of each level, bit for bit like the oracle's, ties to even included.
+TEST_P(QuantizedMatmulTest, ActivationQuantizationMatchesTheOracleBitForBit) {
+  const auto& kt = kernels::cpu::kernel_table(GetParam());
+  std::vector<float> x = test::random_floats(32 * 40, 3, 2.0f);
+  // Block 0 has scale 1 (amax 127): halves are exact ties and round to even.
+  const float ties[] = {127, 0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 126.5f, -126.5f};
+  std::copy(std::begin(ties), std::end(ties), x.begin());
+  std::fill(x.begin() + 32, x.begin() + 128, 0.0f);  // blocks 1 .. 3: zero but for tiny extremes
+  x[70] = -1e-30f;                                   // block 2: scale 1e-30 / 127, still normal
+  x[100] = 1e-39f;  // block 3: the scale would be subnormal (1 / d overflows): a zero block
+  std::vector<int8_t> q(x.size()), want_q(x.size());
+  std::vector<float> scale(x.size() / 32), want_scale(x.size() / 32);
+  std::vector<int32_t> sum(x.size() / 32);
+  kt.quantize_row_q8(x.data(), int64_t(x.size()), q.data(), scale.data(), sum.data());
+  kernels::quantize_row_q8(x.data(), int64_t(x.size()), want_q.data(), want_scale.data());
+  EXPECT_EQ(q, want_q);
+  EXPECT_EQ(scale, want_scale);
+  const int8_t first[] = {127, 0, 2, 2, 0, -2, 126, -126};
+  for (int j = 0; j < 8; ++j) EXPECT_EQ(q[size_t(j)], first[j]) << "value " << j;
+  EXPECT_EQ(q[70], -127);
+  EXPECT_EQ(q[100], 0);
+  EXPECT_EQ(scale[3], 0.0f);
+  for (size_t b = 0; b < sum.size(); ++b) {
+    int32_t s = 0;
+    for (int j = 0; j < 32; ++j) s += want_q[b * 32 + size_t(j)];
+    EXPECT_EQ(sum[b], s) << "block " << b;
+  }
+}
+
+// The MoE path: an [E, out, in] quantized stack sliced per expert, jobs of uneven sizes.
+TEST_P(QuantizedMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
+  for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
+    const int64_t E = 5, out = 45, in = 96;
+    const QuantWeight stacked = random_weight(dtype, E * out, in, 77);
+    const TensorView experts{dtype, {E, out, in}, stacked.view.data};
+    const int64_t rows[E] = {0, 1, 4, 5, 37};
+    std::vector<std::vector<float>> xs, ys;
+    for (int64_t e = 0; e < E; ++e) {
+      xs.push_back(test::random_floats(size_t(rows[e] * in), uint32_t(100 + e)));
+      ys.emplace_back(size_t(rows[e] * (out + 1)), std::numeric_limits<float>::quiet_NaN());
+    }
+    std::vector<ops::MatmulJob> jobs;
+    for (int64_t e = 0; e < E; ++e)
+      jobs.push_back({xs[size_t(e)].data(), in, rows[e], experts.slice0(e), ys[size_t(e)].data(), out + 1});
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      for (auto& y : ys) std::fill(y.begin(), y.end(), std::numeric_limits<float>::quiet_NaN());
+      ops::matmul_xwT_grouped(jobs, pool, {ops::Activations::F32, GetParam()});
+      for (int64_t e = 0; e < E; ++e) {
+        // The slice must be expert e's rows of the stack: rows e*out .. of the 2-D view.
+        std::vector<float> a(static_cast<size_t>(in)), b(static_cast<size_t>(in));
+        ops::load_row(experts.slice0(e), out - 1, a.data());
+        ops::load_row(stacked.view, e * out + out - 1, b.data());
+        EXPECT_EQ(a, b) << "expert " << e;
+        expect_matches_oracles(ys[size_t(e)].data(), out + 1, xs[size_t(e)], in, rows[e], experts.slice0(e), pool,
+                               str_cat(dtype_name(dtype), " expert ", e, " threads ", threads));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryIsa, QuantizedMatmulTest, testing::ValuesIn(kernels::cpu::runnable_isas()),
+                         test::isa_label);
+
+// Embedding rows of quantized tables: row r is blocks r * in / 32 .. of the data, dequantized.
+TEST(QuantizedLoadRow, DequantizesTheRowsBlocks) {
+  for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
+    const int64_t rows = 7, in = 64;
+    const QuantWeight W = random_weight(dtype, rows, in, 9);
+    for (int64_t r : {0, 3, 6}) {
+      std::vector<float> got(static_cast<size_t>(in)), want(static_cast<size_t>(in));
+      ops::load_row(W.view, r, got.data());
+      int levels[32];
+      for (int64_t b = 0; b < in / 32; ++b) {
+        const float d = kernels::weight_block(W.view, r, b, levels);
+        for (int j = 0; j < 32; ++j) want[size_t(b * 32 + j)] = d * float(levels[j]);
+      }
+      EXPECT_EQ(got, want) << dtype_name(dtype) << " row " << r;
+    }
+  }
+}
+
+TEST(QuantizedMatmul, RowsThatAreNotWholeBlocksAreAnError) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> bytes(1024);
+  const TensorView W{DType::Q8_0, {2, 40}, bytes.data()};
+  std::vector<float> x(40), y(2);
+  EXPECT_THROW(ops::matmul_xwT(x.data(), 40, 1, W, y.data(), 2, pool), Error);
+  EXPECT_THROW(kernels::matmul_xwT(x.data(), 40, 1, W, y.data(), 2, pool), Error);
+}
+
+}  // namespace
+}  // namespace jetmoe
