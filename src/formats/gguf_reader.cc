@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "formats/byte_extents.h"
 #include "formats/gguf.h"
 
 namespace jetmoe {
@@ -187,28 +188,6 @@ uint32_t read_alignment(const GgufValue& value, const std::string& path) {
   return alignment;
 }
 
-// The byte range of a tensor inside the data section, for the overlap check.
-struct Extent {
-  uint64_t begin;
-  uint64_t end;
-  const std::string* name;
-};
-
-void check_no_overlap(std::vector<Extent> extents, const std::string& path) {
-  std::erase_if(extents, [](const Extent& e) { return e.begin == e.end; });
-  std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
-  for (size_t i = 1; i < extents.size(); ++i) {
-    const Extent& before = extents[i - 1];
-    const Extent& after = extents[i];
-    if (after.begin < before.end) {
-      fail(path, ": tensors '", printable(*before.name), "' (bytes ", before.begin, "..", before.end, ") and '",
-           printable(*after.name), "' (bytes ", after.begin, "..", after.end, ") overlap in the data section");
-    }
-  }
-}
-
 // Reads one tensor info: name, dims, type and offset, all checked except the offset's extent
 // (the data section is known only after the last info).
 GgufTensor read_tensor_info(Cursor& in, uint64_t index, uint32_t alignment) {
@@ -315,7 +294,7 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
     fail(path, ": the file is truncated: the data section starts at byte ", data_offset_, " but the file has ",
          file_.size());
   }
-  std::vector<Extent> extents;
+  std::vector<ByteExtent> extents;
   for (GgufTensor& t : tensors_) {
     const uint64_t bytes = t.view.nbytes();
     if (t.offset > data_size || bytes > data_size - t.offset) {
@@ -323,7 +302,7 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
            " of the data section) runs past the end of the file: the data section has ", data_size, " bytes");
     }
     t.view.data = file_.data() + data_offset_ + t.offset;
-    extents.push_back({t.offset, t.offset + bytes, &t.name});
+    extents.push_back({t.offset, t.offset + bytes, printable(t.name)});
   }
   check_no_overlap(std::move(extents), path);
 }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "formats/byte_extents.h"
 #include "formats/atomic_file.h"
 #include "formats/json_strict.h"
 
@@ -28,12 +29,6 @@ bool parse_safetensors_dtype(const std::string& name, DType* out) {
   return false;
 }
 
-// A tensor's byte range inside the data section, for the overlap check.
-struct Extent {
-  uint64_t begin;
-  uint64_t end;
-  std::string name;
-};
 
 // Reads one header entry, {"dtype": ..., "shape": [...], "data_offsets": [begin, end]}; every
 // message names the file and the tensor.
@@ -81,7 +76,7 @@ class EntryReader {
     return has_zero ? 0 : bytes;
   }
 
-  Extent extent(const json& entry, uint64_t needed_bytes, const Shape& shape, DType dtype,
+  ByteExtent extent(const json& entry, uint64_t needed_bytes, const Shape& shape, DType dtype,
                 uint64_t data_size) const {
     const json& value = field(entry, "data_offsets");
     if (!value.is_array() || value.size() != 2) {
@@ -95,7 +90,7 @@ class EntryReader {
       problem("has ", end - begin, " bytes (data_offsets [", begin, ", ", end, "]) but shape ", shape_str(shape),
               " of ", dtype_name(dtype), " needs ", needed_bytes);
     }
-    return Extent{begin, end, name_};
+    return ByteExtent{begin, end, name_};
   }
 
  private:
@@ -132,23 +127,6 @@ std::map<std::string, std::string> read_metadata(const json& value, const std::s
   return metadata;
 }
 
-// Two tensors must never share bytes (a hostile file could alias weights to each other).
-// Sorted by start, any overlap shows up between neighbours.
-void check_no_overlap(std::vector<Extent> extents, const std::string& file) {
-  std::erase_if(extents, [](const Extent& e) { return e.begin == e.end; });  // no bytes, no overlap
-  std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
-  for (size_t i = 1; i < extents.size(); ++i) {
-    const Extent& before = extents[i - 1];
-    const Extent& after = extents[i];
-    if (after.begin < before.end) {
-      fail(file, ": tensors '", before.name, "' (bytes ", before.begin, "..", before.end, ") and '", after.name,
-           "' (bytes ", after.begin, "..", after.end, ") overlap in the data section");
-    }
-  }
-}
-
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
@@ -171,7 +149,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
 
   const uint64_t data_start = 8 + header_size;
   const uint64_t data_size = file_size - data_start;
-  std::vector<Extent> extents;
+  std::vector<ByteExtent> extents;
   for (const auto& [name, entry] : header.items()) {
     if (name == kMetadataKey) {
       metadata_ = read_metadata(entry, path);
