@@ -186,6 +186,10 @@ void check_writable(const std::string& path, const std::vector<NamedTensor>& ten
       if (d < 0) fail(path, ": tensor '", t.name, "' has a negative dimension in ", shape_str(t.view.shape));
     }
     if (t.view.data == nullptr && t.view.numel() != 0) fail(path, ": tensor '", t.name, "' has no data");
+    if (dtype_is_quantized(t.view.dtype)) {
+      fail(path, ": tensor '", t.name, "' is ", dtype_name(t.view.dtype),
+           ", which safetensors cannot hold (write a GGUF file with `jetmoe quantize`)");
+    }
   }
 }
 

@@ -164,6 +164,9 @@ TEST(Safetensors, WriterRefusesWhatTheFormatCannotHold) {
   EXPECT_TRUE(contains_all(error_message([&] { write_safetensors(path, {negative}); }), {"'a'", "negative"}));
   NamedTensor no_data{"n", TensorView{DType::F32, {2}, nullptr}};
   EXPECT_TRUE(contains_all(error_message([&] { write_safetensors(path, {no_data}); }), {"'n'", "no data"}));
+  const std::vector<uint8_t> block(dtype_block_bytes(DType::Q8_0));
+  NamedTensor quantized{"q", TensorView{DType::Q8_0, {32}, block.data()}};
+  EXPECT_TRUE(contains_all(error_message([&] { write_safetensors(path, {quantized}); }), {"'q'", "Q8_0", "GGUF"}));
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
