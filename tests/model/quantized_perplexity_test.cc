@@ -102,7 +102,9 @@ TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
     options.name = "quantized-perplexity-test";
     write_gguf_export(path, config, store, plan_gguf_export(config, store, names, type), options, pool);
     const std::unique_ptr<Model> loaded = Model::load(path);
-    if (type != DType::F32) EXPECT_EQ(loaded->weights().layers[0].mlp_in.dtype, type);
+    if (type != DType::F32) {
+      EXPECT_EQ(loaded->weights().layers[0].mlp_in.dtype, type);
+    }
     PerplexityOptions ppl_options;
     ppl_options.context = 64;
     ppl[type] = compute_perplexity(*loaded, held_out, ppl_options, pool).perplexity;
