@@ -1,8 +1,10 @@
 // `jetmoe bench` as a black box on a tiny random model: the tables and the JSON carry every
-// requested test with positive speeds, bounds and fractions. (What the speeds are is not tested:
+// requested test with positive speeds, bounds and fractions; the training-step test (--train-batch)
+// also carries finite losses and rejects a sequence longer than the model's positions. (What the speeds are is not tested:
 // benchmarks are measured, never asserted.)
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -79,6 +81,42 @@ TEST_F(BenchCli, MarkdownTablesAndBadFlags) {
   EXPECT_NE(r.err.find("max_position_embeddings"), std::string::npos) << r.err;
   r = run_cli({"bench", "-m", (dir_ / "missing").string()});
   EXPECT_EQ(r.exit_code, 1) << r.err;
+}
+
+TEST_F(BenchCli, TrainRowsPerPrecision) {
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "2", "-p", "0", "-n", "0", "-r", "2", "-a", "f32,bf16",
+                               "--train-batch", "3", "--train-len", "10", "--bandwidth-mib", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("results").size(), 2u);
+  std::vector<std::string> precisions;
+  for (const json& row : j.at("results")) {
+    EXPECT_EQ(row.at("test"), "train3x10");
+    EXPECT_EQ(row.at("tokens"), 30);
+    EXPECT_EQ(row.at("tokens_per_s").size(), 2u);
+    EXPECT_GT(row.at("mean_tokens_per_s").get<double>(), 0);
+    EXPECT_GT(row.at("bound_tokens_per_s").get<double>(), 0);
+    EXPECT_GT(row.at("fraction_of_fp32_peak").get<double>(), 0);
+    // Random ids over 300 tokens: the loss starts near ln(300) = 5.7 (plus the small aux terms).
+    for (const char* key : {"loss_first", "loss_last"}) {
+      EXPECT_TRUE(std::isfinite(row.at(key).get<double>())) << key;
+      EXPECT_NEAR(row.at(key).get<double>(), std::log(300.0), 1.5) << key;
+    }
+    precisions.push_back(row.at("activations"));
+  }
+  EXPECT_EQ(precisions, (std::vector<std::string>{"f32", "bf16"}));
+
+  const CliResult md = run_cli({"bench", "-m", model_, "-t", "1", "-p", "0", "-n", "0", "-r", "1",
+                                "--train-batch", "1", "--train-len", "4", "--bandwidth-mib", "8"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_TRUE(contains(md.out, "train1x4")) << md.out;
+}
+
+TEST_F(BenchCli, RejectsASequenceBeyondTheModelsPositions) {
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "1", "-p", "0", "-n", "0", "-r", "1",
+                               "--train-batch", "1", "--train-len", "65", "--bandwidth-mib", "8"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "max_position_embeddings")) << r.err;
 }
 
 }  // namespace

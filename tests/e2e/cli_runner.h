@@ -84,4 +84,17 @@ inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// A character-level tokenizer.json: a..z are ids 4..29, '▁' 3, </s> 2, <s> 1, <unk> 0; no
+// merges, so ids are easy to write by hand.
+inline std::string char_level_tokenizer_json() {
+  std::string vocab = R"("<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3)";
+  for (char c = 'a'; c <= 'z'; ++c) vocab += std::string(", \"") + c + "\": " + std::to_string(4 + (c - 'a'));
+  return R"({"added_tokens": [{"id": 0, "content": "<unk>", "special": true},
+        {"id": 1, "content": "<s>", "special": true}, {"id": 2, "content": "</s>", "special": true}],
+      "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
+      "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": false, "vocab": {)" +
+         vocab + "}, \"merges\": []}}";
+}
+
 }  // namespace jetmoe::e2e

@@ -20,14 +20,7 @@ class PrepareCliTest : public ::testing::Test {
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    // Characters a..z are ids 4..29, '▁' 3, </s> 2; no merges, so ids are easy to write by hand.
-    std::string vocab = R"("<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3)";
-    for (char c = 'a'; c <= 'z'; ++c) vocab += std::string(", \"") + c + "\": " + std::to_string(4 + (c - 'a'));
-    write("tokenizer.json", R"({"added_tokens": [{"id": 0, "content": "<unk>", "special": true},
-        {"id": 1, "content": "<s>", "special": true}, {"id": 2, "content": "</s>", "special": true}],
-      "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
-        {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
-      "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": false, "vocab": {)" + vocab + "}, \"merges\": []}}");
+    write("tokenizer.json", char_level_tokenizer_json());
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -32,14 +32,7 @@ class TrainCliTest : public ::testing::Test {
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    // A character-level tokenizer: a..z are ids 4..29, '▁' 3, </s> 2.
-    std::string vocab = R"("<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3)";
-    for (char c = 'a'; c <= 'z'; ++c) vocab += std::string(", \"") + c + "\": " + std::to_string(4 + (c - 'a'));
-    write("tokenizer.json", R"({"added_tokens": [{"id": 0, "content": "<unk>", "special": true},
-        {"id": 1, "content": "<s>", "special": true}, {"id": 2, "content": "</s>", "special": true}],
-      "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
-        {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
-      "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": false, "vocab": {)" + vocab + "}, \"merges\": []}}");
+    write("tokenizer.json", char_level_tokenizer_json());
     std::string news, fiction;
     for (int i = 0; i < 60; ++i) news += "the market rose today and the bank said so\n";
     for (int i = 0; i < 60; ++i) fiction += "once upon a time a fox ran home\n";

@@ -27,33 +27,14 @@ namespace jetmoe::kernels::cpu::avx512 {
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
+#include "kernels/cpu/kernel_table-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx512
 #pragma GCC pop_options
 
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& avx512_kernels() {
-  using namespace avx512;
-  static const KernelTable table = {
-      .isa = Isa::Avx512,
-      .gemm_scratch_floats = kGemmScratchFloats,
-      .gemv = gemv,
-      .gemm = gemm,
-      .gemm_bf16dot = nullptr,
-      .round_to_bf16 = round_to_bf16,
-      .quantize_row_q8 = quantize_row_q8<Q8Avx2>,
-      .gemv_q8 = gemv_q8<Q8Avx2>,
-      .gemm_q8 = gemm_q8_dots<Q8Avx2>,
-      .rmsnorm = rmsnorm,
-      .silu_glu = silu_glu,
-      .softmax = softmax,
-      .add = add,
-      .rope = rope,
-      .attention = attention,
-      .fma_flops = fma_flops,
-      .bf16_dot_flops = nullptr,
-      .read_sum = read_sum,
-  };
+  static const KernelTable table = avx512::portable_kernel_table<avx512::Q8Avx2>(Isa::Avx512);
   return table;
 }
 

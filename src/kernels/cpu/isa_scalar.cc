@@ -19,32 +19,13 @@ namespace jetmoe::kernels::cpu::scalar {
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
+#include "kernels/cpu/kernel_table-inl.h"
 }  // namespace jetmoe::kernels::cpu::scalar
 
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& scalar_kernels() {
-  using namespace scalar;
-  static const KernelTable table = {
-      .isa = Isa::Scalar,
-      .gemm_scratch_floats = kGemmScratchFloats,
-      .gemv = gemv,
-      .gemm = gemm,
-      .gemm_bf16dot = nullptr,
-      .round_to_bf16 = round_to_bf16,
-      .quantize_row_q8 = quantize_row_q8<Q8Scalar>,
-      .gemv_q8 = gemv_q8<Q8Scalar>,
-      .gemm_q8 = gemm_q8_dots<Q8Scalar>,
-      .rmsnorm = rmsnorm,
-      .silu_glu = silu_glu,
-      .softmax = softmax,
-      .add = add,
-      .rope = rope,
-      .attention = attention,
-      .fma_flops = fma_flops,
-      .bf16_dot_flops = nullptr,
-      .read_sum = read_sum,
-  };
+  static const KernelTable table = scalar::portable_kernel_table<scalar::Q8Scalar>(Isa::Scalar);
   return table;
 }
 
