@@ -190,9 +190,11 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  const bool only_gemm = argc > 2 && std::string(argv[2]) == "gemm";  // `kernel_lab THREADS gemm`
   // Decoding: 1 .. 4 rows against the 8B shape's expert matrices, several experts stacked so
   // the weights come from DRAM (92 MB and 46 MB, beyond the 32 MB L3).
   for (const auto& [out, in] : {std::pair<int64_t, int64_t>{4 * 2048, 5632}, {11264, 2048}}) {
+    if (only_gemm) break;
     const std::vector<uint16_t> w = random_bf16(size_t(out * in));
     const TensorView W{DType::BF16, {out, in}, w.data()};
     for (int64_t T : {1, 2, 4}) {
@@ -210,12 +212,15 @@ int main(int argc, char** argv) {
     for (int64_t T : {16, 64, 128, 512}) {
       std::vector<float> x(size_t(T * in), 0.5f), y(size_t(T * out));
       for (auto act : {ops::Activations::F32, ops::Activations::BF16}) {
+        if (only_gemm && act == ops::Activations::F32) continue;
         const double s = best_seconds(3, [&] { ops::matmul_xwT(x.data(), in, T, W, y.data(), out, pool, {act}); });
-        std::printf("gemm T=%-4lld %s  %.0f GFLOP/s\n", (long long)T, act == ops::Activations::F32 ? "f32 " : "bf16",
-                    2.0 * double(T * out * in) / s / 1e9);
+        const double flops = 2.0 * double(T * out * in) / s;
+        std::printf("gemm T=%-4lld %s  %.0f GFLOP/s (%.0f%% of the bf16 peak)\n", (long long)T,
+                    act == ops::Activations::F32 ? "f32 " : "bf16", flops / 1e9, 100.0 * flops / bf16_peak);
       }
     }
   }
+  if (only_gemm) return 0;
   // Attention: prefill of 512 tokens, 16 heads of 128, top-2.
   {
     const int64_t T = 512, k = 2, H = 16, D = 128;

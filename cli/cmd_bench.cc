@@ -14,10 +14,13 @@ namespace {
 // norm to 1, then AdamW (default betas, eps and weight decay) at a fixed learning rate.
 ParamUpdate clipped_adamw(const std::vector<ParamSpec>& specs) {
   auto adamw = std::make_shared<AdamW>(optimized_params(specs, /*decay_norms_and_biases=*/false), AdamWOptions{});
-  return [adamw](std::span<const std::span<float>> params, std::span<const std::span<float>> grads) {
-    clip_grad_global_norm(grads, 1.0);
+  return [adamw](std::span<const std::span<float>> params, std::span<const std::span<float>> grads,
+                  ThreadPool& pool) {
+    // As the trainer does: the clip factor is applied inside the fused, threaded update.
     const std::vector<std::span<const float>> read_only(grads.begin(), grads.end());
-    adamw->step(params, read_only, 1e-4);
+    AdamW::GradScales scales;
+    scales.second = grad_clip_factor(grad_global_norm(read_only, pool), 1.0);
+    adamw->step(params, read_only, 1e-4, pool, scales);
   };
 }
 

@@ -25,6 +25,7 @@ struct ChatFlags {
   int64_t max_new_tokens = -1;
   SamplingFlags sampling;
   int threads = 1;
+  bool bf16_prefill = false;
   int64_t ctx_size = 0;
   bool verbose = false;
 };
@@ -36,6 +37,7 @@ void run_chat(const ChatFlags& flags) {
     fail(flags.model_dir, ": chat needs a tokenizer (tokenizer.json or tokenizer.model) in the model directory");
   const Tokenizer tokenizer = load_model_tokenizer(flags.model_dir);
   const std::unique_ptr<Model> model = Model::load(flags.model_dir);
+  model->set_matmul_options(matmul_options(flags.bf16_prefill));
   ThreadPool pool(flags.threads);
   // The session keeps the conversation's KV cache: each turn only evaluates what is new.
   ModelSession session(*model, pool, flags.ctx_size);
@@ -113,6 +115,7 @@ Command add_chat_command(CLI::App& parent) {
       ->capture_default_str();
   add_sampling_flags(*app, flags->sampling);
   add_threads_flag(*app, flags->threads);
+  add_bf16_prefill_flag(*app, flags->bf16_prefill);
   app->add_option("-c,--ctx-size", flags->ctx_size, "KV cache size in tokens (default: max_position_embeddings)");
   app->add_flag("-v,--verbose", flags->verbose, "Print token counts and speed after each reply (stderr)");
   return {app, [flags] { run_chat(*flags); }};

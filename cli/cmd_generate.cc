@@ -26,6 +26,7 @@ struct GenerateFlags {
   bool output_ids = false;
   std::vector<std::string> stop;
   int threads = 1;
+  bool bf16_prefill = false;
   int64_t ctx_size = 0;
   bool no_bos = false;
   bool ignore_eos = false;
@@ -63,6 +64,7 @@ void run_generate(const GenerateFlags& flags) {
     fail(flags.model_dir, ": --stop needs a tokenizer (tokenizer.json or tokenizer.model) to see text");
 
   const std::unique_ptr<Model> model = Model::load(flags.model_dir);
+  model->set_matmul_options(matmul_options(flags.bf16_prefill));
   check_ids_in_vocab(prompt, model->config().vocab_size);
   // By default the cache holds just what this run needs.
   int64_t context = flags.ctx_size;
@@ -122,6 +124,7 @@ Command add_generate_command(CLI::App& parent) {
       ->type_name("TEXT")
       ->allow_extra_args(false);
   add_threads_flag(*app, flags->threads);
+  add_bf16_prefill_flag(*app, flags->bf16_prefill);
   app->add_option("-c,--ctx-size", flags->ctx_size,
                   "KV cache size in tokens (default: prompt + max tokens, at most max_position_embeddings)");
   app->add_flag("--no-bos", flags->no_bos, "Do not put BOS before the prompt text");

@@ -25,6 +25,7 @@ struct PerplexityFlags {
   int64_t context = 0;
   int64_t stride = 0;
   int threads = 1;
+  bool bf16_prefill = false;
   bool no_bos = false;
   bool json = false;
 };
@@ -75,6 +76,7 @@ void run_perplexity(const PerplexityFlags& flags) {
 
   ModelFiles files = open_model_files(flags.model_dir);  // a directory or a GGUF file
   const std::unique_ptr<Model> model = std::make_unique<Model>(files.config, std::move(files.store));
+  model->set_matmul_options(matmul_options(flags.bf16_prefill));
   const int64_t max_context = model->config().max_position_embeddings;
   if (flags.context > max_context)
     fail("--ctx ", flags.context, " exceeds the model's max_position_embeddings (", max_context, ")");
@@ -111,6 +113,7 @@ Command add_perplexity_command(CLI::App& parent) {
                   "the first scores only its last tokens that no earlier window scored (the Hugging Face recipe)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   add_threads_flag(*app, flags->threads);
+  add_bf16_prefill_flag(*app, flags->bf16_prefill);
   app->add_flag("--no-bos", flags->no_bos, "Do not put BOS before the text");
   app->add_flag("--json", flags->json, "Print the result as one JSON line");
   return {app, [flags] { run_perplexity(*flags); }};

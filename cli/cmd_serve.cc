@@ -50,6 +50,8 @@ Command add_serve_command(CLI::App& parent) {
   app->get_option("--model")->envname("JETMOE_MODEL");
   add_threads_flag(*app, o->threads);
   app->get_option("--threads")->envname("JETMOE_THREADS");
+  add_bf16_prefill_flag(*app, o->bf16_prefill);
+  app->get_option("--bf16-prefill")->envname("JETMOE_BF16_PREFILL");
   app->add_option("--host", o->host, "Address to listen on (loopback unless you choose otherwise)")
       ->capture_default_str()->envname("JETMOE_HOST");
   app->add_option("--port", o->port, "Port to listen on; 0 = any free port (the one chosen is logged)")

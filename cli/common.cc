@@ -32,6 +32,17 @@ void add_threads_flag(CLI::App& app, int& threads) {
       ->check(CLI::Range(1, 1024));
 }
 
+void add_bf16_prefill_flag(CLI::App& app, bool& enabled) {
+  app.add_flag("--bf16-prefill", enabled,
+               "Run prompt products with BF16 weights on bf16 dot products: activations rounded to bf16 as in "
+               "Hugging Face's bf16 inference, about twice the prompt speed on CPUs with AVX512_BF16 (default: "
+               "exact fp32; generation is fp32 either way)");
+}
+
+ops::MatmulOptions matmul_options(bool bf16_prefill) {
+  return {.activations = bf16_prefill ? ops::Activations::BF16 : ops::Activations::F32};
+}
+
 void add_sampling_flags(CLI::App& app, SamplingFlags& flags) {
   SamplingParams& p = flags.params;
   app.add_option("--temp,--temperature", p.temperature, "Sampling temperature; 0 = greedy (argmax)")

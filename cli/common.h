@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/ops.h"
 #include "runtime/sampler.h"
 
 namespace jetmoe::cli {
@@ -43,6 +44,10 @@ void add_model_flag(CLI::App& app, std::string& path);
 void check_model_dir(const std::string& path);
 // --threads N, defaulting to the number of hardware threads.
 void add_threads_flag(CLI::App& app, int& threads);
+// --bf16-prefill: prompt products with BF16 weights on bf16 dot products (ops::Activations::BF16).
+void add_bf16_prefill_flag(CLI::App& app, bool& enabled);
+// The matmul options that flag selects.
+ops::MatmulOptions matmul_options(bool bf16_prefill);
 
 // Sampling flags; the seed is optional (random when absent, and then printed).
 struct SamplingFlags {

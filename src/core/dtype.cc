@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/q4_k.h"
+
 namespace jetmoe {
 
 bool parse_dtype(std::string_view name, DType* out) {
@@ -15,6 +17,7 @@ bool parse_dtype(std::string_view name, DType* out) {
 bool parse_quant_dtype(std::string_view name, DType* out) {
   if (name == "Q8_0" || name == "q8_0") { *out = DType::Q8_0; return true; }
   if (name == "Q4_0" || name == "q4_0") { *out = DType::Q4_0; return true; }
+  if (name == "Q4_K" || name == "q4_k") { *out = DType::Q4_K; return true; }
   return false;
 }
 
@@ -147,6 +150,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
     }
     case DType::Q8_0: dequantize_q8_0(static_cast<const uint8_t*>(src), dst, n); return;
     case DType::Q4_0: dequantize_q4_0(static_cast<const uint8_t*>(src), dst, n); return;
+    case DType::Q4_K: dequantize_q4_k(static_cast<const uint8_t*>(src), dst, n); return;
   }
 }
 
@@ -168,6 +172,7 @@ void from_f32(DType t, const float* src, void* dst, size_t n) {
     }
     case DType::Q8_0: quantize_q8_0(src, static_cast<uint8_t*>(dst), n); return;
     case DType::Q4_0: quantize_q4_0(src, static_cast<uint8_t*>(dst), n); return;
+    case DType::Q4_K: quantize_q4_k(src, static_cast<uint8_t*>(dst), n); return;
   }
 }
 

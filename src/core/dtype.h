@@ -15,15 +15,22 @@ namespace jetmoe {
 //   Q8_0: 32 int8 q,                 value = d * q                       (34 bytes)
 //   Q4_0: 16 bytes of 4-bit q, value j in the low nibble of byte j and value j + 16 in its high
 //         nibble, value = d * (q - 8)                                      (18 bytes)
-// Rows of a quantized tensor must therefore be a multiple of 32 long.
-enum class DType : uint8_t { F32, BF16, F16, Q8_0, Q4_0 };
+// Rows of a Q8_0 / Q4_0 tensor must therefore be a multiple of 32 long.
+// Q4_K is GGML's 4-bit k-quant, bit for bit: super-blocks of 256 values (144 bytes) made of 8
+// sub-blocks of 32, each with a 6-bit scale and a 6-bit min; rows a multiple of 256 (core/q4_k.h
+// has the layout).
+enum class DType : uint8_t { F32, BF16, F16, Q8_0, Q4_0, Q4_K };
 
 inline constexpr int64_t kQuantBlock = 32;
+inline constexpr int64_t kQ4kSuperBlock = 256;
 
-inline bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+inline bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K; }
 
-// Values per block: 1 for the float types, kQuantBlock for the quantized ones.
-inline int64_t dtype_block_elems(DType t) { return dtype_is_quantized(t) ? kQuantBlock : 1; }
+// Values per block: 1 for the float types, kQuantBlock for Q8_0 / Q4_0, kQ4kSuperBlock for Q4_K.
+inline int64_t dtype_block_elems(DType t) {
+  if (t == DType::Q4_K) return kQ4kSuperBlock;
+  return dtype_is_quantized(t) ? kQuantBlock : 1;
+}
 
 // Bytes per block (per element for the float types).
 inline size_t dtype_block_bytes(DType t) {
@@ -33,6 +40,7 @@ inline size_t dtype_block_bytes(DType t) {
     case DType::F16: return 2;
     case DType::Q8_0: return 2 + 32;
     case DType::Q4_0: return 2 + 16;
+    case DType::Q4_K: return 2 + 2 + 12 + 128;
   }
   return 0;
 }
@@ -52,6 +60,7 @@ inline std::string_view dtype_name(DType t) {
     case DType::F16: return "F16";
     case DType::Q8_0: return "Q8_0";
     case DType::Q4_0: return "Q4_0";
+    case DType::Q4_K: return "Q4_K";
   }
   return "?";
 }
@@ -59,7 +68,7 @@ inline std::string_view dtype_name(DType t) {
 // Parses the float types: "F32" / "BF16" / "F16" (safetensors spelling) and the lower-case CLI
 // spelling. Quantized names are not accepted here (safetensors has no such types).
 bool parse_dtype(std::string_view name, DType* out);
-// Parses "q8_0" / "Q8_0" / "q4_0" / "Q4_0".
+// Parses "q8_0" / "Q8_0" / "q4_0" / "Q4_0" / "q4_k" / "Q4_K".
 bool parse_quant_dtype(std::string_view name, DType* out);
 
 inline float bf16_to_f32(uint16_t h) {
@@ -82,10 +91,11 @@ float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
 // Converts n elements of type `t` at `src` to float32. For a quantized type, src is the start of
-// a block and n a multiple of kQuantBlock.
+// a block and n a multiple of dtype_block_elems(t).
 void to_f32(DType t, const void* src, float* dst, size_t n);
 // Converts n floats to type `t`: round to nearest even for the float types; for the quantized
-// ones, GGML's reference quantization of each block (n a multiple of kQuantBlock).
+// ones, GGML's reference quantization of each block (Q4_K: our own search for the scales and
+// mins, core/q4_k.h) (n a multiple of dtype_block_elems(t)).
 void from_f32(DType t, const float* src, void* dst, size_t n);
 
 }  // namespace jetmoe

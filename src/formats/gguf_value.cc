@@ -151,7 +151,7 @@ std::string GgufValue::type_phrase() const {
 
 namespace {
 
-constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlBF16 = 30;
+constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlBF16 = 30;
 
 }  // namespace
 
@@ -162,6 +162,7 @@ uint32_t ggml_type_of(DType dtype) {
     case DType::BF16: return kGgmlBF16;
     case DType::Q8_0: return kGgmlQ8_0;
     case DType::Q4_0: return kGgmlQ4_0;
+    case DType::Q4_K: return kGgmlQ4_K;
   }
   JM_CHECK(false, "dtype without a ggml type");
 }
@@ -173,6 +174,7 @@ bool dtype_of_ggml_type(uint32_t ggml_type, DType* out) {
     case kGgmlBF16: *out = DType::BF16; return true;
     case kGgmlQ8_0: *out = DType::Q8_0; return true;
     case kGgmlQ4_0: *out = DType::Q4_0; return true;
+    case kGgmlQ4_K: *out = DType::Q4_K; return true;
     default: return false;
   }
 }

@@ -1,10 +1,5 @@
 #include "formats/model_files.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -21,33 +16,6 @@ namespace {
 bool is_file(const fs::path& path) {
   std::error_code ec;
   return fs::is_regular_file(path, ec);
-}
-
-// Tokenizer::load reads files only. Until it can read bytes, an embedded tokenizer is handed to
-// it as an anonymous in-memory file (memfd) under its /proc/self/fd name; messages name `source`.
-Tokenizer tokenizer_from_bytes(std::string_view bytes, const std::string& source) {
-  const int fd = ::memfd_create("jetmoe-tokenizer", MFD_CLOEXEC);
-  if (fd < 0) fail(source, ": cannot create an in-memory file for the tokenizer: ", std::strerror(errno));
-  struct CloseOnExit {
-    int fd;
-    ~CloseOnExit() { ::close(fd); }
-  } close_on_exit{fd};
-  for (size_t done = 0; done < bytes.size();) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail(source, ": cannot write the tokenizer to an in-memory file: ", std::strerror(errno));
-    done += size_t(n);
-  }
-  const std::string fd_path = "/proc/self/fd/" + std::to_string(fd);
-  try {
-    return Tokenizer::load(fd_path);
-  } catch (const Error& e) {
-    std::string message = e.what();
-    for (size_t at = message.find(fd_path); at != std::string::npos; at = message.find(fd_path, at + source.size())) {
-      message.replace(at, fd_path.size(), source);
-    }
-    throw Error(message);
-  }
 }
 
 // The chat template of a model directory: chat_template.jinja, else the "chat_template" string of
@@ -92,9 +60,9 @@ bool model_has_tokenizer(const std::string& path) {
 Tokenizer load_model_tokenizer(const std::string& path) {
   if (!looks_like_gguf(path)) return Tokenizer::load(path);
   const GgufTokenizerData data = tokenizer_data_from_gguf(GgufFile(path));
-  if (!data.hf_json.empty()) return tokenizer_from_bytes(data.hf_json, str_cat(path, " (", kGgufHfTokenizerKey, ")"));
+  if (!data.hf_json.empty()) return Tokenizer::from_bytes(data.hf_json, str_cat(path, " (", kGgufHfTokenizerKey, ")"));
   if (!data.spm_model.empty()) {
-    return tokenizer_from_bytes(data.spm_model, str_cat(path, " (", kGgufSpmTokenizerKey, ")"));
+    return Tokenizer::from_bytes(data.spm_model, str_cat(path, " (", kGgufSpmTokenizerKey, ")"));
   }
   fail(path, ": the GGUF file carries no tokenizer (neither ", kGgufHfTokenizerKey, " nor ", kGgufSpmTokenizerKey, ")");
 }

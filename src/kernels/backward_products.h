@@ -1,23 +1,58 @@
-// Fast backward of the fp32 product y = x · W^T (ops::matmul_xwT), for training. Both gradients
-// are products themselves, so they run on the same blocked, threaded SIMD gemm as the forward
-// after transposing their operands (O(T·(in+out)) or O(in·out) copies against an O(T·in·out)
-// product). Same meaning as the oracles kernels::matmul_backward_input / _weight
-// (kernels/ref/backward_ops.h), up to the order of fp32 sums.
+// Fast backward of the product y = x · W^T (ops::matmul_xwT), for training:
+//   dx  = dy · W       (input gradient, assigned)
+//   dW += dy^T · x     (weight gradient, accumulated)
+// Both read W and x as they are stored (row-major, BF16 / F16 weights converted as they are
+// packed), so no operand is ever transposed (kernels/cpu/backward_gemm-inl.h). Independent
+// products — the experts of a MoE layer, each with however many rows the router sent it, and
+// the dense products beside them — run in one parallel pass whose blocks the threads take from
+// one shared queue, as ops::matmul_xwT_grouped does for the forward.
+// Same meaning as the oracles kernels::matmul_backward_input / _weight (kernels/ref/backward_ops.h),
+// up to the order of fp32 sums. Every sum runs in a fixed order (over rows of dy, in order), so
+// results do not depend on the number of threads.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/tensor.h"
 #include "kernels/cpu/isa.h"
 
 namespace jetmoe::ops {
 
+// One product of a backward pass; make it with input_gradient() or weight_gradient().
+struct BackwardProduct {
+  enum class Kind : uint8_t { Input, Weight };
+  Kind kind = Kind::Input;
+  // Input:  c [m, n] = a [m, k] · b [k, n]      (dx = dy · W: a = dy, b = W [out, in])
+  // Weight: c [m, n] += a [k, m]^T · b [k, n]   (dW += dy^T · x: a = dy [T, out], b = x [T, in])
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const void* b = nullptr;  // F32, or (Input only) BF16 / F16
+  DType b_dtype = DType::F32;
+  int64_t ldb = 0;
+  float* c = nullptr;
+  int64_t ldc = 0;
+  int64_t m = 0, n = 0, k = 0;
+};
+
+// dx [T, in] (rows ldx apart) = dy [T, out] (rows ldy apart) · W for a 2-D [out, in] weight in
+// F32, BF16 or F16 (throws naming the dtype otherwise).
+BackwardProduct input_gradient(const float* dy, int64_t ldy, int64_t T, const TensorView& W, float* dx, int64_t ldx);
+
+// dW [out, in] (dense rows) += dy^T · x for dy [T, out] and x [T, in] (rows ldy / ldx apart).
+BackwardProduct weight_gradient(const float* dy, int64_t ldy, const float* x, int64_t ldx, int64_t T, int64_t out,
+                                int64_t in, float* dW);
+
+// Runs every product in one parallel pass. Products must not write memory another reads or writes.
+void backward_products(std::span<const BackwardProduct> products, ThreadPool& pool,
+                       kernels::cpu::Isa isa = kernels::cpu::best_isa());
+
 // at[c, r] = a[r, c] for a row-major [rows, cols] matrix; tiles shared among the pool threads.
 void transpose(const float* a, int64_t rows, int64_t cols, float* at, ThreadPool& pool);
 
-// W^T [in, out] of an fp32 [out, in] weight, made once when several products need it (the head's
-// weight against every sequence of a batch).
+// W^T [in, out] of an fp32 [out, in] weight, for products that need it in that layout.
 class TransposedWeight {
  public:
   TransposedWeight(const float* W, int64_t out, int64_t in, ThreadPool& pool);
@@ -33,7 +68,7 @@ class TransposedWeight {
 // dx[t, i] = sum_o dy[t, o] * W[o, i] for t < T; dy [T, out], W [out, in] fp32; dx [T, in] assigned.
 void matmul_backward_input(const float* dy, int64_t T, const float* W, int64_t out, int64_t in, float* dx,
                            ThreadPool& pool, kernels::cpu::Isa isa = kernels::cpu::best_isa());
-// The same with W already transposed (Wt.out() = out, Wt.in() = in).
+// The same with W already transposed (Wt.out() = out, Wt.in() = in), on the forward gemm.
 void matmul_backward_input(const float* dy, int64_t T, const TransposedWeight& Wt, float* dx, ThreadPool& pool,
                            kernels::cpu::Isa isa = kernels::cpu::best_isa());
 

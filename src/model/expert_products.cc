@@ -3,11 +3,12 @@
 #include <algorithm>
 
 #include "kernels/ops.h"
+#include "model/row_ranges.h"
 
 namespace jetmoe {
 
 void expert_matmul(const Routing& r, const float* in, int64_t in_stride, bool per_assignment, const TensorView& W,
-                   float* out, ThreadPool& pool, const ops::MatmulOptions& matmul) {
+                   float* out, ThreadPool& pool, const ops::MatmulOptions& matmul, ExpertProductScratch* scratch) {
   const int64_t out_dim = W.shape[1], in_dim = W.shape[2];
   const int64_t total = int64_t(r.by_expert.size());
   // Prefill moves megabytes here: both threads copy; decoding's few rows are not worth a wake-up.
@@ -17,12 +18,15 @@ void expert_matmul(const Routing& r, const float* in, int64_t in_stride, bool pe
     else copy_rows(0, total);
   };
   // Rows of every assignment in by_expert order: expert e's block starts at offsets[e].
-  std::vector<float> gathered(size_t(total * in_dim)), produced(size_t(total * out_dim));
+  ExpertProductScratch local;
+  ExpertProductScratch& buffers = scratch ? *scratch : local;
+  float* gathered = scratch_floats(buffers.gathered, size_t(total * in_dim));
+  float* produced = scratch_floats(buffers.produced, size_t(total * out_dim));
   for_rows([&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t a = r.by_expert[size_t(i)];
       const float* src = in + (per_assignment ? a : a / r.top_k) * in_stride;
-      std::copy(src, src + in_dim, gathered.data() + i * in_dim);
+      std::copy(src, src + in_dim, gathered + i * in_dim);
     }
   });
   // One job per expert with work, all in one parallel pass.
@@ -30,26 +34,29 @@ void expert_matmul(const Routing& r, const float* in, int64_t in_stride, bool pe
   for (int64_t e = 0; e < r.num_experts; ++e) {
     const int64_t first = r.offsets[size_t(e)];
     if (r.count(e) > 0)
-      jobs.push_back({gathered.data() + first * in_dim, in_dim, r.count(e), W.slice0(e),
-                      produced.data() + first * out_dim, out_dim});
+      jobs.push_back({gathered + first * in_dim, in_dim, r.count(e), W.slice0(e), produced + first * out_dim, out_dim});
   }
   ops::matmul_xwT_grouped(jobs, pool, matmul);
   for_rows([&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
-      std::copy(produced.data() + i * out_dim, produced.data() + (i + 1) * out_dim,
-                out + r.by_expert[size_t(i)] * out_dim);
+      std::copy(produced + i * out_dim, produced + (i + 1) * out_dim, out + r.by_expert[size_t(i)] * out_dim);
   });
 }
 
-void combine_gated(const Routing& r, const float* rows, int64_t d, float* y) {
-  for (int64_t t = 0; t < r.num_tokens; ++t) {
-    float* dst = y + t * d;
-    for (int64_t s = 0; s < r.top_k; ++s) {
-      const float g = r.gate[size_t(t * r.top_k + s)];
-      const float* src = rows + (t * r.top_k + s) * d;
-      for (int64_t i = 0; i < d; ++i) dst[i] += g * src[i];
+void combine_gated(const Routing& r, const float* rows, int64_t d, const TensorView& bias, float* y,
+                   ThreadPool& pool) {
+  for_row_ranges(pool, r.num_tokens, r.top_k * d, [&](int64_t begin, int64_t end) {
+    std::fill(y + begin * d, y + end * d, 0.0f);
+    for (int64_t t = begin; t < end; ++t) {
+      float* dst = y + t * d;
+      for (int64_t s = 0; s < r.top_k; ++s) {
+        const float g = r.gate[size_t(t * r.top_k + s)];
+        const float* src = rows + (t * r.top_k + s) * d;
+        for (int64_t i = 0; i < d; ++i) dst[i] += g * src[i];
+      }
     }
-  }
+    ops::add_bias(y + begin * d, end - begin, d, bias);
+  });
 }
 
 }  // namespace jetmoe

@@ -1,12 +1,25 @@
-// Backward of the routing and of the grouped expert products (router.cc, expert_products.cc).
+// Backward of the routing, of the grouped expert products and of the gated combine (router.cc,
+// expert_products.cc) over a stacked batch: gathers into expert order, the products each expert
+// adds to a parallel pass, and the sums back onto tokens.
 #include <algorithm>
 
 #include "core/error.h"
-#include "kernels/backward_products.h"
 #include "kernels/ref/backward_ops.h"
 #include "model/sublayer_backward.h"
 
 namespace jetmoe {
+namespace {
+
+// Row copies below this many floats in all stay on the calling thread (waking the pool ~10 us).
+constexpr int64_t kParallelFloats = 1 << 15;
+
+template <class Body>
+void for_rows(ThreadPool& pool, int64_t n, int64_t floats_per_row, const Body& body) {
+  if (n * floats_per_row < kParallelFloats) return body(int64_t(0), n);
+  pool.parallel_for(n, body);
+}
+
+}  // namespace
 
 Fp32Weight::Fp32Weight(const TensorView& w) : data_(static_cast<const float*>(w.data)) {
   if (w.dtype != DType::F32) {
@@ -16,65 +29,134 @@ Fp32Weight::Fp32Weight(const TensorView& w) : data_(static_cast<const float*>(w.
   }
 }
 
-void router_backward(const Routing& r, const float* dgate, const float* aux_grad, const float* h, const TensorView& Wr,
-                     float* dWr, float* dh, ThreadPool& pool) {
-  const int64_t T = r.num_tokens, E = r.num_experts, k = r.top_k, d = Wr.shape[1];
-  std::vector<float> dlogits(size_t(T * E), 0.0f);
-  if (aux_grad) std::copy(aux_grad, aux_grad + T * E, dlogits.begin());
-  std::vector<float> dtop(static_cast<size_t>(k));
-  for (int64_t t = 0; t < T; ++t) {
-    kernels::softmax_backward(r.gate.data() + t * k, dgate + t * k, k, dtop.data());
-    for (int64_t s = 0; s < k; ++s) dlogits[size_t(t * E + r.expert[size_t(t * k + s)])] += dtop[size_t(s)];
+BackwardWeight::BackwardWeight(const TensorView& w) : view_(w) {
+  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) {
+    copy_.resize(size_t(w.numel()));
+    to_f32(w.dtype, w.data, copy_.data(), copy_.size());
+    view_ = TensorView{DType::F32, w.shape, copy_.data()};
   }
-  const Fp32Weight w(Wr);
-  ops::matmul_backward_weight(dlogits.data(), h, T, E, d, dWr, pool);
-  std::vector<float> dh_router(size_t(T * d));
-  ops::matmul_backward_input(dlogits.data(), T, w.data(), E, d, dh_router.data(), pool);
-  for (int64_t i = 0; i < T * d; ++i) dh[i] += dh_router[size_t(i)];
 }
 
-void expert_matmul_backward(const Routing& r, const float* in, int64_t in_stride, bool per_assignment,
-                            const TensorView& W, const float* dout, float* din, float* dW, ThreadPool& pool) {
+float* scratch_floats(std::vector<float>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
+  return v.data();
+}
+
+std::vector<const float*> stacked_rows(const BatchRows& rows, std::span<const float* const> per_sequence, int64_t width,
+                                       int64_t rows_per_token) {
+  JM_CHECK(int64_t(per_sequence.size()) == rows.sequences());
+  std::vector<const float*> out;
+  out.reserve(size_t(rows.tokens() * rows_per_token));
+  for (int64_t b = 0; b < rows.sequences(); ++b)
+    for (int64_t r = 0; r < rows.length(b) * rows_per_token; ++r) out.push_back(per_sequence[size_t(b)] + r * width);
+  return out;
+}
+
+BatchRouting stack_routing(const BatchRows& rows, std::span<const Routing* const> routings) {
+  JM_CHECK(!routings.empty() && int64_t(routings.size()) == rows.sequences());
+  BatchRouting out;
+  out.num_experts = routings[0]->num_experts;
+  out.top_k = routings[0]->top_k;
+  const int64_t E = out.num_experts, k = out.top_k;
+  for (int64_t b = 0; b < rows.sequences(); ++b) {
+    const Routing& r = *routings[size_t(b)];
+    JM_CHECK(r.num_tokens == rows.length(b) && r.num_experts == E && r.top_k == k, "routing of sequence ", b);
+    out.expert.insert(out.expert.end(), r.expert.begin(), r.expert.end());
+    out.gate.insert(out.gate.end(), r.gate.begin(), r.gate.end());
+  }
+  out.offsets.assign(size_t(E + 1), 0);
+  for (int64_t e = 0; e < E; ++e) {
+    for (int64_t b = 0; b < rows.sequences(); ++b) {
+      const Routing& r = *routings[size_t(b)];
+      const int64_t base = rows.first[size_t(b)] * k;
+      for (int64_t i = r.offsets[size_t(e)]; i < r.offsets[size_t(e) + 1]; ++i)
+        out.by_expert.push_back(base + r.by_expert[size_t(i)]);
+    }
+    out.offsets[size_t(e) + 1] = int64_t(out.by_expert.size());
+  }
+  out.position.resize(out.by_expert.size());
+  for (size_t i = 0; i < out.by_expert.size(); ++i) out.position[size_t(out.by_expert[i])] = int64_t(i);
+  return out;
+}
+
+void combine_gated_backward(const BatchRouting& r, const std::vector<const float*>& rows, const float* dy, int64_t d,
+                            float* expert_dout, float* dgate, ThreadPool& pool) {
+  const int64_t k = r.top_k;
+  for_rows(pool, r.assignments(), 2 * d, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t a = r.by_expert[size_t(i)];
+      const float* g = dy + (a / k) * d;
+      const float* row = rows[size_t(a)];
+      const float gate = r.gate[size_t(a)];
+      float* drow = expert_dout + i * d;
+      float dot = 0.0f;
+      for (int64_t j = 0; j < d; ++j) {
+        drow[j] = gate * g[j];
+        dot += g[j] * row[j];
+      }
+      dgate[a] = dot;
+    }
+  });
+}
+
+void gather_to_experts(const BatchRouting& r, const std::vector<const float*>& src, bool per_token, int64_t width,
+                       float* out, ThreadPool& pool) {
+  for_rows(pool, r.assignments(), width, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t a = r.by_expert[size_t(i)];
+      const float* row = src[size_t(per_token ? a / r.top_k : a)];
+      std::copy(row, row + width, out + i * width);
+    }
+  });
+}
+
+void add_expert_products(const BatchRouting& r, const TensorView& W, const float* dout, const float* in, float* dW,
+                         float* din, std::vector<ops::BackwardProduct>& products) {
+  JM_CHECK(W.shape.size() == 3 && W.shape[0] == r.num_experts, "expert stack ", shape_str(W.shape));
   const int64_t out_dim = W.shape[1], in_dim = W.shape[2];
-  std::vector<float> gathered_in, gathered_dout, gathered_din;
   for (int64_t e = 0; e < r.num_experts; ++e) {
-    const int64_t n = r.count(e);
+    const int64_t n = r.count(e), first = r.offsets[size_t(e)];
     if (n == 0) continue;
-    const int64_t* assignments = r.by_expert.data() + r.offsets[size_t(e)];
-    auto row_of = [&](int64_t a) { return (per_assignment ? a : a / r.top_k) * in_stride; };
-    gathered_in.resize(size_t(n * in_dim));
-    gathered_dout.resize(size_t(n * out_dim));
-    gathered_din.resize(size_t(n * in_dim));
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t a = assignments[i];
-      std::copy(in + row_of(a), in + row_of(a) + in_dim, gathered_in.data() + i * in_dim);
-      std::copy(dout + a * out_dim, dout + (a + 1) * out_dim, gathered_dout.data() + i * out_dim);
-    }
-    const Fp32Weight w(W.slice0(e));
-    ops::matmul_backward_weight(gathered_dout.data(), gathered_in.data(), n, out_dim, in_dim,
-                                dW + e * out_dim * in_dim, pool);
-    ops::matmul_backward_input(gathered_dout.data(), n, w.data(), out_dim, in_dim, gathered_din.data(), pool);
-    for (int64_t i = 0; i < n; ++i) {
-      float* dst = din + row_of(assignments[i]);
-      const float* src = gathered_din.data() + i * in_dim;
-      for (int64_t j = 0; j < in_dim; ++j) dst[j] += src[j];
-    }
+    const float* dout_e = dout + first * out_dim;
+    products.push_back(ops::weight_gradient(dout_e, out_dim, in + first * in_dim, in_dim, n, out_dim, in_dim,
+                                            dW + e * out_dim * in_dim));
+    products.push_back(ops::input_gradient(dout_e, out_dim, n, W.slice0(e), din + first * in_dim, in_dim));
   }
 }
 
-void combine_gated_backward(const Routing& r, const float* rows, const float* dy, int64_t d, float* drows,
-                            float* dgate) {
-  for (int64_t a = 0; a < r.num_tokens * r.top_k; ++a) {
-    const float* g = dy + (a / r.top_k) * d;
-    const float* row = rows + a * d;
-    const float gate = r.gate[size_t(a)];
-    float dot = 0.0f;
-    for (int64_t i = 0; i < d; ++i) {
-      drows[a * d + i] = gate * g[i];
-      dot += g[i] * row[i];
-    }
-    dgate[a] = dot;
+void router_logits_backward(const BatchRouting& r, const float* dgate, const float* aux_grad, float* dlogits) {
+  const int64_t E = r.num_experts, k = r.top_k, N = r.assignments() / k;
+  if (aux_grad)
+    std::copy(aux_grad, aux_grad + N * E, dlogits);
+  else
+    std::fill(dlogits, dlogits + N * E, 0.0f);
+  std::vector<float> dtop(static_cast<size_t>(k));
+  for (int64_t t = 0; t < N; ++t) {
+    kernels::softmax_backward(r.gate.data() + t * k, dgate + t * k, k, dtop.data());
+    for (int64_t s = 0; s < k; ++s) dlogits[t * E + r.expert[size_t(t * k + s)]] += dtop[size_t(s)];
   }
+}
+
+void sum_token_gradients(const BatchRouting& r, std::span<const float* const> base, const float* expert_dh, int64_t d,
+                         int64_t tokens, float* dh, ThreadPool& pool) {
+  const int64_t k = r.top_k;
+  for_rows(pool, tokens, (int64_t(base.size()) + k) * d, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float* out = dh + t * d;
+      if (base.empty())
+        std::fill(out, out + d, 0.0f);
+      else
+        std::copy(base[0] + t * d, base[0] + (t + 1) * d, out);
+      for (size_t p = 1; p < base.size(); ++p) {
+        const float* src = base[p] + t * d;
+        for (int64_t j = 0; j < d; ++j) out[j] += src[j];
+      }
+      for (int64_t s = 0; s < k; ++s) {
+        const float* src = expert_dh + r.position[size_t(t * k + s)] * d;
+        for (int64_t j = 0; j < d; ++j) out[j] += src[j];
+      }
+    }
+  });
 }
 
 }  // namespace jetmoe

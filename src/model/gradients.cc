@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <span>
 
 #include "core/error.h"
 
@@ -35,6 +36,19 @@ Gradients::Gradients(const JetMoeConfig& config) : specs_(param_specs(config)) {
 
 void Gradients::zero() {
   for (FloatTensor& t : tensors_) std::fill(t.values.begin(), t.values.end(), 0.0f);
+}
+
+void Gradients::zero(ThreadPool& pool) {
+  // Floats per piece of work: 32 MB, above the size from which memset streams past the caches
+  // (no read of the lines it overwrites; measured 0.047 s against 0.076 s for 3 GB in 256 KB runs).
+  constexpr int64_t kRun = int64_t(1) << 23;
+  std::vector<std::span<float>> runs;
+  for (FloatTensor& t : tensors_)
+    for (size_t begin = 0; begin < t.values.size(); begin += kRun)
+      runs.push_back(std::span<float>(t.values).subspan(begin, std::min<size_t>(kRun, t.values.size() - begin)));
+  pool.parallel_for(int64_t(runs.size()), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) std::fill(runs[size_t(r)].begin(), runs[size_t(r)].end(), 0.0f);
+  });
 }
 
 const FloatTensor& Gradients::get(const std::string& name) const {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/parallel.h"
 #include "core/tensor.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
@@ -35,6 +36,7 @@ class Gradients {
   Gradients& operator=(const Gradients&) = delete;
 
   void zero();
+  void zero(ThreadPool& pool);  // the same, the pages shared among the pool threads
   const std::vector<ParamSpec>& specs() const { return specs_; }
   // Buffer i holds the gradient of specs()[i].
   const FloatTensor& tensor(size_t i) const { return tensors_[i]; }

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "kernels/ref/backward_ops.h"
+#include "kernels/cross_entropy.h"
 
 namespace jetmoe {
 namespace {
@@ -50,7 +50,7 @@ double next_token_nll_sum_backward(const FloatTensor& logits, std::span<const in
     const int64_t target = targets[size_t(t + 1)];
     if (target < 0) continue;
     if (target >= V) fail("target id ", target, " at position ", t + 1, " is outside the vocabulary [0, ", V, ")");
-    total += kernels::cross_entropy_backward(logits.data() + t * V, V, target, scale, dlogits.data() + t * V);
+    total += ops::cross_entropy_backward(logits.data() + t * V, V, target, scale, dlogits.data() + t * V);
     ++n;
   }
   if (count) *count = n;

@@ -5,6 +5,7 @@
 #include <span>
 
 #include "kernels/ops.h"
+#include "model/forward_scratch.h"
 #include "model/kv_cache.h"
 #include "model/router.h"
 #include "model/tape.h"
@@ -25,10 +26,12 @@ struct AttentionSegment {
 // cache's layer `layer` (the caller advances the caches after the last layer).
 // y: [T, d] output (assigned). Returns the routing of all T rows. With a tape (one segment from
 // position 0), also keeps what the backward needs (the tape's routing is left to the caller,
-// which owns the returned one). `matmul` sets how the projections treat activations (the
-// router always runs in fp32).
+// which owns the returned one) by moving its buffers out of `scratch`, so give a taped call a
+// fresh scratch. `matmul` sets how the projections treat activations (the router always runs
+// in fp32).
 Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& config, const kernels::Rope& rope,
                              const float* h, std::span<const AttentionSegment> segments, int64_t layer, float* y,
-                             ThreadPool& pool, AttentionTape* tape = nullptr, const ops::MatmulOptions& matmul = {});
+                             ThreadPool& pool, ForwardScratch& scratch, AttentionTape* tape = nullptr,
+                             const ops::MatmulOptions& matmul = {});
 
 }  // namespace jetmoe

@@ -8,25 +8,23 @@
 namespace jetmoe {
 
 Routing mixture_of_experts(const LayerWeights& w, const JetMoeConfig& c, const float* h, int64_t T, float* y,
-                           ThreadPool& pool, ExpertsTape* tape,
+                           ThreadPool& pool, ForwardScratch& scratch, ExpertsTape* tape,
                            const ops::MatmulOptions& matmul) {
   const int64_t d = c.hidden_size, F = c.intermediate_size, k = c.top_k;
   Routing routing = route(h, T, w.mlp_router, k, pool);
 
-  std::vector<float> up(size_t(T * k * 2 * F));  // [T*k, 2F] per assignment
-  expert_matmul(routing, h, d, /*per_assignment=*/false, w.mlp_in, up.data(), pool, matmul);
-  std::vector<float> act(size_t(T * k * F));     // [T*k, F]
-  ops::silu_glu(up.data(), T * k, F, act.data(), pool);
-  std::vector<float> down(size_t(T * k * d));    // [T*k, d]
-  expert_matmul(routing, act.data(), F, /*per_assignment=*/true, w.mlp_out, down.data(), pool, matmul);
+  float* up = scratch_floats(scratch.up, size_t(T * k * 2 * F));  // [T*k, 2F] per assignment
+  expert_matmul(routing, h, d, /*per_assignment=*/false, w.mlp_in, up, pool, matmul, &scratch.experts);
+  float* act = scratch_floats(scratch.act, size_t(T * k * F));     // [T*k, F]
+  ops::silu_glu(up, T * k, F, act, pool);
+  float* down = scratch_floats(scratch.down, size_t(T * k * d));   // [T*k, d]
+  expert_matmul(routing, act, F, /*per_assignment=*/true, w.mlp_out, down, pool, matmul, &scratch.experts);
 
-  std::fill(y, y + T * d, 0.0f);
-  combine_gated(routing, down.data(), d, y);
-  ops::add_bias(y, T, d, w.mlp_bias);  // once, after the gated sum (P7)
+  combine_gated(routing, down, d, w.mlp_bias, y, pool);  // the bias once, after the gated sum (P7)
   if (tape) {
-    tape->up = std::move(up);
-    tape->act = std::move(act);
-    tape->down = std::move(down);
+    tape->up = std::move(scratch.up);
+    tape->act = std::move(scratch.act);
+    tape->down = std::move(scratch.down);
   }
   return routing;
 }

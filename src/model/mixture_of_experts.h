@@ -2,6 +2,7 @@
 #pragma once
 
 #include "kernels/ops.h"
+#include "model/forward_scratch.h"
 #include "model/kv_cache.h"
 #include "model/router.h"
 #include "model/tape.h"
@@ -10,8 +11,10 @@
 namespace jetmoe {
 
 // h: [T, d] normalised input; y: [T, d] output (assigned, not accumulated). Returns the routing.
-// With a tape, also keeps what the backward needs (the routing is left to the caller).
+// With a tape, also keeps what the backward needs (the routing is left to the caller) by moving
+// its buffers out of `scratch`, so give a taped call a fresh scratch.
 Routing mixture_of_experts(const LayerWeights& w, const JetMoeConfig& config, const float* h, int64_t T, float* y,
-                           ThreadPool& pool, ExpertsTape* tape = nullptr, const ops::MatmulOptions& matmul = {});
+                           ThreadPool& pool, ForwardScratch& scratch, ExpertsTape* tape = nullptr,
+                           const ops::MatmulOptions& matmul = {});
 
 }  // namespace jetmoe

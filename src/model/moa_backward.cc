@@ -1,114 +1,131 @@
-// Backward of the mixture of attention (mixture_of_attention.cc), steps in reverse order.
+// Backward of the mixture of attention (mixture_of_attention.cc) over a stacked batch, steps in
+// reverse order. Two parallel passes of products: Wo's (with the router's), then Wq's with
+// kv_proj's; causal attention in between, one work item per sequence and KV head (query head j
+// of every slot reads KV head j, so each item writes only its own columns).
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/backward_products.h"
+#include "kernels/attention_backward.h"
 #include "kernels/ref/backward_ops.h"
 #include "model/sublayer_backward.h"
 
 namespace jetmoe {
 namespace {
 
-// Backward of causal attention from position 0 (attend() with an empty cache). Probabilities are
-// recomputed from the queries and keys exactly as the forward computed them.
-// q, dheads, dq: [T*k, H*D]; keys, values, dkeys, dvalues: [T, H*D]. Query head j of every slot
-// reads KV head j (tile mapping), so splitting the work by j keeps the dkeys/dvalues sums private.
-void attend_backward(const float* q, const float* keys, const float* values, const float* dheads, int64_t T, int64_t k,
-                     int64_t H, int64_t D, float* dq, float* dkeys, float* dvalues, ThreadPool& pool) {
-  const int64_t HD = H * D;
-  const float scale = 1.0f / std::sqrt(float(D));
-  std::fill(dkeys, dkeys + T * HD, 0.0f);
-  std::fill(dvalues, dvalues + T * HD, 0.0f);
-  pool.parallel_for(H, [&](int64_t head_begin, int64_t head_end) {
-    std::vector<float> probs(static_cast<size_t>(T)), dprobs(static_cast<size_t>(T)), dscores(static_cast<size_t>(T));
-    for (int64_t j = head_begin; j < head_end; ++j) {
-      for (int64_t a = 0; a < T * k; ++a) {
-        const int64_t n_keys = a / k + 1;  // causal: positions 0 .. t
-        const float* qh = q + a * HD + j * D;
-        const float* dout = dheads + a * HD + j * D;
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const float* kh = keys + p * HD + j * D;
-          float s = 0.0f;
-          for (int64_t i = 0; i < D; ++i) s += qh[i] * kh[i];
-          probs[size_t(p)] = s * scale;
-        }
-        kernels::softmax(probs.data(), n_keys);
-        // out = sum_p probs_p * v_p
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const float* vh = values + p * HD + j * D;
-          float* dvh = dvalues + p * HD + j * D;
-          float dot = 0.0f;
-          for (int64_t i = 0; i < D; ++i) {
-            dot += dout[i] * vh[i];
-            dvh[i] += probs[size_t(p)] * dout[i];
-          }
-          dprobs[size_t(p)] = dot;
-        }
-        kernels::softmax_backward(probs.data(), dprobs.data(), n_keys, dscores.data());
-        // scores_p = scale * q · k_p
-        float* dqh = dq + a * HD + j * D;
-        std::fill(dqh, dqh + D, 0.0f);
-        for (int64_t p = 0; p < n_keys; ++p) {
-          const float ds = dscores[size_t(p)] * scale;
-          const float* kh = keys + p * HD + j * D;
-          float* dkh = dkeys + p * HD + j * D;
-          for (int64_t i = 0; i < D; ++i) {
-            dqh[i] += ds * kh[i];
-            dkh[i] += ds * qh[i];
-          }
-        }
-      }
+// Backward of RoPE (rotation by -pos, Rope::apply's arithmetic) on `heads` heads of D floats,
+// head_stride apart, all at position pos: cos / sin computed once for them.
+void rope_backward_heads(const kernels::Rope& rope, float* x, int64_t heads, int64_t head_stride, int64_t pos,
+                         float* cos, float* sin) {
+  const int64_t half = rope.half();
+  rope.cos_sin(-pos, cos, sin);
+  for (int64_t h = 0; h < heads; ++h) {
+    float* head = x + h * head_stride;
+    for (int64_t i = 0; i < half; ++i) {
+      const float a = head[i], b = head[i + half];
+      head[i] = a * cos[i] - b * sin[i];
+      head[i + half] = b * cos[i] + a * sin[i];
     }
-  });
+  }
 }
 
 }  // namespace
 
 void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c, const kernels::Rope& rope,
-                                   const AttentionTape& tape, const float* h, const float* dy, const float* router_grad,
-                                   LayerGradients& g, float* dh, ThreadPool& pool) {
-  const Routing& r = tape.routing;
-  const int64_t T = r.num_tokens, d = c.hidden_size, k = c.top_k, H = c.num_kv_heads, D = c.head_dim;
-  const int64_t HD = c.kv_proj_size();
+                                   const BatchRows& rows, std::span<const AttentionTape* const> tapes,
+                                   std::span<const float* const> h, const float* dy, const float* router_grad,
+                                   LayerGradients& g, float* dh, BackwardScratch& s, ThreadPool& pool) {
+  const int64_t N = rows.tokens(), B = rows.sequences(), d = c.hidden_size, k = c.top_k, E = c.num_experts;
+  const int64_t H = c.num_kv_heads, D = c.head_dim, HD = c.kv_proj_size();
+  std::vector<const Routing*> routings;
+  std::vector<const float*> projected, heads;
+  for (const AttentionTape* tape : tapes) {
+    routings.push_back(&tape->routing);
+    projected.push_back(tape->projected.data());
+    heads.push_back(tape->heads.data());
+  }
+  const BatchRouting r = stack_routing(rows, routings);
+  const int64_t NK = r.assignments();
 
   // y = sum_s gate_s * projected_s + bias
-  kernels::add_bias_backward(dy, T, d, g.attn_bias);
-  std::vector<float> dprojected(size_t(T * k * d)), dgate(size_t(T * k));
-  combine_gated_backward(r, tape.projected.data(), dy, d, dprojected.data(), dgate.data());
+  kernels::add_bias_backward(dy, N, d, g.attn_bias);
+  float* dprojected = scratch_floats(s.expert_dout, NK * d);
+  float* dgate = scratch_floats(s.dgate, NK);
+  combine_gated_backward(r, stacked_rows(rows, projected, d, k), dy, d, dprojected, dgate, pool);
 
-  // projected = Wo[e] · heads
-  std::vector<float> dheads(size_t(T * k * HD), 0.0f);
-  expert_matmul_backward(r, tape.heads.data(), HD, /*per_assignment=*/true, w.attn_o, dprojected.data(), dheads.data(),
-                         g.attn_o, pool);
+  // The router's logits: gates (softmax over the chosen k) and auxiliary losses.
+  float* dlogits = scratch_floats(s.router_dlogits, N * E);
+  router_logits_backward(r, dgate, router_grad, dlogits);
+  float* h_stacked = scratch_floats(s.stacked_in, N * d);
+  for (int64_t b = 0; b < B; ++b)
+    std::copy(h[size_t(b)], h[size_t(b)] + rows.length(b) * d, h_stacked + rows.first[size_t(b)] * d);
+  const BackwardWeight router(w.attn_router);
+  float* dh_router = scratch_floats(s.dh_router, N * d);
+
+  // projected = Wo[e] · heads;  router logits = Wr · h
+  float* heads_e = scratch_floats(s.expert_mid, NK * HD);
+  gather_to_experts(r, stacked_rows(rows, heads, HD, k), /*per_token=*/false, HD, heads_e, pool);
+  float* dheads_e = scratch_floats(s.expert_dmid, NK * HD);
+  std::vector<ops::BackwardProduct> products;
+  add_expert_products(r, w.attn_o, dprojected, heads_e, g.attn_o, dheads_e, products);
+  products.push_back(ops::weight_gradient(dlogits, E, h_stacked, d, N, E, d, g.attn_router));
+  products.push_back(ops::input_gradient(dlogits, E, N, router.view(), dh_router, d));
+  ops::backward_products(products, pool);
 
   // heads = causal attention of the post-RoPE queries over the shared keys and values
-  std::vector<float> dq(size_t(T * k * HD)), dkv(size_t(T * 2 * HD));
-  std::vector<float> dkeys(size_t(T * HD)), dvalues(size_t(T * HD));
-  attend_backward(tape.queries.data(), tape.keys.data(), tape.values.data(), dheads.data(), T, k, H, D, dq.data(),
-                  dkeys.data(), dvalues.data(), pool);
+  float* dheads = scratch_floats(s.dheads, NK * HD);
+  pool.parallel_for(NK, [&](int64_t begin, int64_t end) {
+    for (int64_t a = begin; a < end; ++a)
+      std::copy(dheads_e + r.position[size_t(a)] * HD, dheads_e + (r.position[size_t(a)] + 1) * HD, dheads + a * HD);
+  });
+  float* dq = scratch_floats(s.dq, NK * HD);
+  float* dkv = scratch_floats(s.dkv, N * 2 * HD);
+  std::vector<ops::AttentionBackwardHead> attention_heads;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t j = 0; j < H; ++j) {
+      const AttentionTape& tape = *tapes[size_t(b)];
+      const int64_t row0 = rows.first[size_t(b)];
+      ops::AttentionBackwardHead head;
+      head.q = tape.queries.data() + j * D, head.q_stride = HD;
+      head.dout = dheads + row0 * k * HD + j * D, head.dout_stride = HD;
+      head.keys = tape.keys.data() + j * D, head.values = tape.values.data() + j * D, head.kv_stride = HD;
+      head.dq = dq + row0 * k * HD + j * D, head.dq_stride = HD;
+      head.dkeys = dkv + row0 * 2 * HD + j * D, head.dvalues = dkv + row0 * 2 * HD + HD + j * D;
+      head.dkv_stride = 2 * HD;
+      head.rows = rows.length(b) * k, head.slots = k, head.positions = rows.length(b), head.head_dim = D;
+      attention_heads.push_back(head);
+    }
+  ops::attention_backward(attention_heads, pool);
 
-  // RoPE on every query head and every key head (positions 0 .. T-1)
-  for (int64_t a = 0; a < T * k; ++a)
-    for (int64_t j = 0; j < H; ++j) kernels::rope_backward(rope, dq.data() + a * HD + j * D, a / k);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t j = 0; j < H; ++j) kernels::rope_backward(rope, dkeys.data() + t * HD + j * D, t);
+  // RoPE on every query head and every key head (positions 0 .. T-1 of each sequence)
+  pool.parallel_for(N, [&](int64_t begin, int64_t end) {
+    std::vector<float> cos(size_t(rope.half())), sin(size_t(rope.half()));
+    int64_t b = 0;
+    for (int64_t row = begin; row < end; ++row) {
+      while (row >= rows.first[size_t(b) + 1]) ++b;
+      const int64_t pos = row - rows.first[size_t(b)];
+      rope_backward_heads(rope, dq + row * k * HD, k * H, D, pos, cos.data(), sin.data());
+      rope_backward_heads(rope, dkv + row * 2 * HD, H, D, pos, cos.data(), sin.data());
+    }
+  });
 
-  // queries = Wq[e] · h   (both slots of a token read the same h row)
-  std::fill(dh, dh + T * d, 0.0f);
-  expert_matmul_backward(r, h, d, /*per_assignment=*/false, w.attn_q, dq.data(), dh, g.attn_q, pool);
+  // queries = Wq[e] · h (both slots of a token read the same h row);  [K | V] = kv_proj · h
+  float* dq_e = scratch_floats(s.expert_dwide, NK * HD);
+  std::vector<const float*> dq_rows(static_cast<size_t>(NK));
+  for (int64_t a = 0; a < NK; ++a) dq_rows[size_t(a)] = dq + a * HD;
+  gather_to_experts(r, dq_rows, /*per_token=*/false, HD, dq_e, pool);
+  float* h_e = scratch_floats(s.expert_in, NK * d);
+  gather_to_experts(r, stacked_rows(rows, h, d, 1), /*per_token=*/true, d, h_e, pool);
+  float* dh_e = scratch_floats(s.expert_dh, NK * d);
+  float* dh_kv = scratch_floats(s.dh_dense, N * d);
+  const BackwardWeight kv_proj(w.kv_proj);
+  products.clear();
+  add_expert_products(r, w.attn_q, dq_e, h_e, g.attn_q, dh_e, products);
+  products.push_back(ops::weight_gradient(dkv, 2 * HD, h_stacked, d, N, 2 * HD, d, g.kv_proj));
+  products.push_back(ops::input_gradient(dkv, 2 * HD, N, kv_proj.view(), dh_kv, d));
+  ops::backward_products(products, pool);
 
-  // [K | V] = kv_proj · h
-  for (int64_t t = 0; t < T; ++t) {
-    std::copy(dkeys.data() + t * HD, dkeys.data() + (t + 1) * HD, dkv.data() + t * 2 * HD);
-    std::copy(dvalues.data() + t * HD, dvalues.data() + (t + 1) * HD, dkv.data() + t * 2 * HD + HD);
-  }
-  ops::matmul_backward_weight(dkv.data(), h, T, 2 * HD, d, g.kv_proj, pool);
-  const Fp32Weight kv_proj(w.kv_proj);
-  std::vector<float> dh_kv(size_t(T * d));
-  ops::matmul_backward_input(dkv.data(), T, kv_proj.data(), 2 * HD, d, dh_kv.data(), pool);
-  for (int64_t i = 0; i < T * d; ++i) dh[i] += dh_kv[size_t(i)];
-
-  router_backward(r, dgate.data(), router_grad, h, w.attn_router, g.attn_router, dh, pool);
+  const float* base[] = {dh_kv, dh_router};
+  sum_token_gradients(r, base, dh_e, d, N, dh, pool);
 }
 
 }  // namespace jetmoe

@@ -7,6 +7,7 @@
 #include "kernels/ops.h"
 #include "model/mixture_of_attention.h"
 #include "model/mixture_of_experts.h"
+#include "model/row_ranges.h"
 
 namespace jetmoe {
 
@@ -33,6 +34,25 @@ void Model::check_input(std::span<const int32_t> tokens, const KvCache& cache, c
          c.max_position_embeddings);
 }
 
+namespace {
+
+// y = rmsnorm(x) * weight over T rows of the residual stream, the rows shared among the pool.
+void rmsnorm_rows(const float* x, const TensorView& weight, int64_t T, float* y, ThreadPool& pool) {
+  const int64_t d = weight.numel();
+  for_row_ranges(pool, T, d, [&](int64_t begin, int64_t end) {
+    ops::rmsnorm(x + begin * d, weight, JetMoeConfig::kBlockNormEps, end - begin, d, y + begin * d);
+  });
+}
+
+// x += branch over T rows of d = branch row length (the residual connection).
+void add_rows(float* x, const float* branch, int64_t T, int64_t d, ThreadPool& pool) {
+  for_row_ranges(pool, T, d, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * d; i < end * d; ++i) x[i] += branch[i];
+  });
+}
+
+}  // namespace
+
 std::vector<float> Model::run_blocks(std::span<const int32_t> tokens, std::span<const AttentionSegment> segments,
                                      ThreadPool& pool, ForwardObserver* observer, ForwardTape* tape) const {
   const JetMoeConfig& c = config_;
@@ -47,28 +67,31 @@ std::vector<float> Model::run_blocks(std::span<const int32_t> tokens, std::span<
 
   const kernels::Rope rope(c.head_dim, c.rope_theta);
   std::vector<float> normed(size_t(T * d)), branch(size_t(T * d));
+  ForwardScratch shared;  // reused by every layer; a taped layer moves its buffers into the tape
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
     const int layer = int(l);
     LayerTape* lt = tape ? &tape->layers[size_t(l)] : nullptr;
+    ForwardScratch taped;
+    ForwardScratch& scratch = lt ? taped : shared;
 
-    ops::rmsnorm(x.data(), w.input_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
+    rmsnorm_rows(x.data(), w.input_norm, T, normed.data(), pool);
     if (lt) { lt->attn_in = x; lt->attn_norm = normed; }
-    Routing attn = mixture_of_attention(w, c, rope, normed.data(), segments, l, branch.data(), pool,
+    Routing attn = mixture_of_attention(w, c, rope, normed.data(), segments, l, branch.data(), pool, scratch,
                                         lt ? &lt->attn : nullptr, matmul_options_);
     observe("attn_router_logits", layer, attn.logits.data(), {T, c.num_experts});
     if (lt) lt->attn.routing = std::move(attn);
     observe("attn_out", layer, branch.data(), {T, d});
-    for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+    add_rows(x.data(), branch.data(), T, d, pool);
 
-    ops::rmsnorm(x.data(), w.post_norm, JetMoeConfig::kBlockNormEps, T, d, normed.data());
+    rmsnorm_rows(x.data(), w.post_norm, T, normed.data(), pool);
     if (lt) { lt->mlp_in = x; lt->mlp_norm = normed; }
-    Routing mlp = mixture_of_experts(w, c, normed.data(), T, branch.data(), pool, lt ? &lt->mlp : nullptr,
-                                     matmul_options_);
+    Routing mlp = mixture_of_experts(w, c, normed.data(), T, branch.data(), pool, scratch,
+                                     lt ? &lt->mlp : nullptr, matmul_options_);
     observe("mlp_router_logits", layer, mlp.logits.data(), {T, c.num_experts});
     if (lt) lt->mlp.routing = std::move(mlp);
     observe("mlp_out", layer, branch.data(), {T, d});
-    for (size_t i = 0; i < x.size(); ++i) x[i] += branch[i];
+    add_rows(x.data(), branch.data(), T, d, pool);
     observe("hidden", layer, x.data(), {T, d});
   }
   return x;

@@ -1,34 +1,71 @@
-// Backward of the mixture of GLU MLP experts (mixture_of_experts.cc), steps in reverse order.
+// Backward of the mixture of GLU MLP experts (mixture_of_experts.cc) over a stacked batch, steps
+// in reverse order. Two parallel passes of products: W_out's (with the router's), then W_in's.
+#include <algorithm>
+
 #include "kernels/ref/backward_ops.h"
 #include "model/sublayer_backward.h"
 
 namespace jetmoe {
 
-void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, const ExpertsTape& tape, const float* h,
+void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, const BatchRows& rows,
+                                 std::span<const ExpertsTape* const> tapes, std::span<const float* const> h,
                                  const float* dy, const float* router_grad, LayerGradients& g, float* dh,
-                                 ThreadPool& pool) {
-  const Routing& r = tape.routing;
-  const int64_t T = r.num_tokens, d = c.hidden_size, F = c.intermediate_size, k = c.top_k;
+                                 BackwardScratch& s, ThreadPool& pool) {
+  const int64_t N = rows.tokens(), d = c.hidden_size, F = c.intermediate_size, k = c.top_k, E = c.num_experts;
+  std::vector<const Routing*> routings;
+  std::vector<const float*> down, act, up;
+  for (const ExpertsTape* tape : tapes) {
+    routings.push_back(&tape->routing);
+    down.push_back(tape->down.data());
+    act.push_back(tape->act.data());
+    up.push_back(tape->up.data());
+  }
+  const BatchRouting r = stack_routing(rows, routings);
+  const int64_t NK = r.assignments();
 
   // y = sum_s gate_s * down_s + bias
-  kernels::add_bias_backward(dy, T, d, g.mlp_bias);
-  std::vector<float> ddown(size_t(T * k * d)), dgate(size_t(T * k));
-  combine_gated_backward(r, tape.down.data(), dy, d, ddown.data(), dgate.data());
+  kernels::add_bias_backward(dy, N, d, g.mlp_bias);
+  float* ddown = scratch_floats(s.expert_dout, NK * d);
+  float* dgate = scratch_floats(s.dgate, NK);
+  combine_gated_backward(r, stacked_rows(rows, down, d, k), dy, d, ddown, dgate, pool);
 
-  // down = W_out[e] · act
-  std::vector<float> dact(size_t(T * k * F), 0.0f);
-  expert_matmul_backward(r, tape.act.data(), F, /*per_assignment=*/true, w.mlp_out, ddown.data(), dact.data(),
-                         g.mlp_out, pool);
+  // The router's logits: gates (softmax over the chosen k) and auxiliary losses.
+  float* dlogits = scratch_floats(s.router_dlogits, N * E);
+  router_logits_backward(r, dgate, router_grad, dlogits);
+  float* h_stacked = scratch_floats(s.stacked_in, N * d);
+  for (int64_t b = 0; b < rows.sequences(); ++b)
+    std::copy(h[size_t(b)], h[size_t(b)] + rows.length(b) * d, h_stacked + rows.first[size_t(b)] * d);
+  const BackwardWeight router(w.mlp_router);
+  float* dh_router = scratch_floats(s.dh_router, N * d);
+
+  // down = W_out[e] · act;  router logits = Wr · h
+  float* act_e = scratch_floats(s.expert_mid, NK * F);
+  gather_to_experts(r, stacked_rows(rows, act, F, k), /*per_token=*/false, F, act_e, pool);
+  float* dact = scratch_floats(s.expert_dmid, NK * F);
+  std::vector<ops::BackwardProduct> products;
+  add_expert_products(r, w.mlp_out, ddown, act_e, g.mlp_out, dact, products);
+  products.push_back(ops::weight_gradient(dlogits, E, h_stacked, d, N, E, d, g.mlp_router));
+  products.push_back(ops::input_gradient(dlogits, E, N, router.view(), dh_router, d));
+  ops::backward_products(products, pool);
 
   // act = silu(up[:F]) * up[F:]
-  std::vector<float> dup(size_t(T * k * 2 * F));
-  kernels::silu_glu_backward(tape.up.data(), dact.data(), T * k, F, dup.data());
+  float* up_e = scratch_floats(s.expert_wide, NK * 2 * F);
+  gather_to_experts(r, stacked_rows(rows, up, 2 * F, k), /*per_token=*/false, 2 * F, up_e, pool);
+  float* dup = scratch_floats(s.expert_dwide, NK * 2 * F);
+  pool.parallel_for(NK, [&](int64_t begin, int64_t end) {
+    kernels::silu_glu_backward(up_e + begin * 2 * F, dact + begin * F, end - begin, F, dup + begin * 2 * F);
+  });
 
   // up = W_in[e] · h   (both slots of a token read the same h row)
-  std::fill(dh, dh + T * d, 0.0f);
-  expert_matmul_backward(r, h, d, /*per_assignment=*/false, w.mlp_in, dup.data(), dh, g.mlp_in, pool);
+  float* h_e = scratch_floats(s.expert_in, NK * d);
+  gather_to_experts(r, stacked_rows(rows, h, d, 1), /*per_token=*/true, d, h_e, pool);
+  float* dh_e = scratch_floats(s.expert_dh, NK * d);
+  products.clear();
+  add_expert_products(r, w.mlp_in, dup, h_e, g.mlp_in, dh_e, products);
+  ops::backward_products(products, pool);
 
-  router_backward(r, dgate.data(), router_grad, h, w.mlp_router, g.mlp_router, dh, pool);
+  const float* base[] = {dh_router};
+  sum_token_gradients(r, base, dh_e, d, N, dh, pool);
 }
 
 }  // namespace jetmoe

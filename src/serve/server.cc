@@ -56,6 +56,7 @@ void run_server(const ServerOptions& options, const ShutdownRequest& shutdown) {
   try {
     tokenizer = load_model_tokenizer(options.model_dir);
     model = Model::load(options.model_dir);
+    if (options.bf16_prefill) model->set_matmul_options({.activations = ops::Activations::BF16});
   } catch (...) {
     api.stop();
     throw;

@@ -14,6 +14,7 @@ struct ServerOptions {
   int parallel = 4;          // slots: sequences decoded together
   int64_t ctx_size = 0;      // KV cache positions per slot; 0 = max_position_embeddings
   int threads = 1;           // compute threads of the forward pass
+  bool bf16_prefill = false; // prompt products with BF16 weights on bf16 dot products
   int http_threads = 0;      // connections served at once; 0 = parallel + max_queue + 4
   std::string api_key;       // "" = no authentication
   size_t max_body_bytes = 2 << 20;

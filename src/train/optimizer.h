@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "core/parallel.h"
 #include "formats/checkpoint.h"
 #include "model/weights.h"
+#include "train/optimizer_kernels.h"
 
 namespace jetmoe {
 
@@ -42,6 +44,15 @@ class AdamW {
   //   p <- p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
   void step(std::span<const std::span<float>> params, std::span<const std::span<const float>> grads, double lr);
 
+  // The same update with the work shared among the pool threads (the result does not depend on
+  // their number), each gradient read as (g * scales.first) * scales.second — what scaling the
+  // buffers first would give, bit for bit — and, when bf16_copies is not empty, every updated
+  // parameter also written rounded to bf16 into bf16_copies[i] (from_f32's rounding): one pass
+  // over memory instead of one per job.
+  using GradScales = optimizer_kernels::GradScales;
+  void step(std::span<const std::span<float>> params, std::span<const std::span<const float>> grads, double lr,
+            ThreadPool& pool, const GradScales& scales = {}, std::span<const std::span<uint16_t>> bf16_copies = {});
+
   int64_t steps_taken() const { return steps_; }
   const std::vector<OptimizedParam>& params() const { return params_; }
 
@@ -56,11 +67,24 @@ class AdamW {
   AdamWOptions options_;
   int64_t steps_ = 0;
   std::vector<std::vector<float>> exp_avg_, exp_avg_sq_;
+
+  void update(std::span<const std::span<float>> params, std::span<const std::span<const float>> grads, double lr,
+              ThreadPool* pool, const GradScales& scales, std::span<const std::span<uint16_t>> bf16_copies);
 };
 
 // The L2 norm of all gradients taken together (accumulated in double). When it exceeds
 // max_norm > 0, every gradient is scaled by max_norm / (norm + 1e-6) (as torch's
 // clip_grad_norm_). Returns the norm before clipping; a non-finite norm is returned untouched.
 double clip_grad_global_norm(std::span<const std::span<float>> grads, double max_norm);
+
+// The global L2 norm of the gradients read as (g * scales.first) * scales.second, without changing
+// them; the work is shared among the pool threads. Sums of squares run in double over fixed runs
+// of each tensor, added in tensor order: the same bits for any number of threads.
+double grad_global_norm(std::span<const std::span<const float>> grads, ThreadPool& pool,
+                        const optimizer_kernels::GradScales& scales = {});
+
+// The factor clip_grad_global_norm applies for this norm: float(max_norm / (norm + 1e-6)) when
+// max_norm > 0 and a finite norm exceeds it, else 1.
+float grad_clip_factor(double norm, double max_norm);
 
 }  // namespace jetmoe

@@ -72,6 +72,7 @@ Trainer::Trainer(TrainConfig config, std::unique_ptr<TrainingData> data, std::os
       pool_(config_.threads),
       specs_(param_specs(config_.model)),
       master_(random_parameter_values(config_.model, config_.seed)),
+      grads_(config_.model),
       adamw_(optimized_params(specs_, config_.optimizer.decay_norms_and_biases), config_.optimizer) {
   JM_CHECK(data_ != nullptr);
   model_ = std::make_unique<Model>(config_.model, TensorStore::from_views(weight_views(), "master weights"));
@@ -145,7 +146,8 @@ void Trainer::resume(const std::string& checkpoint_dir) {
 }
 
 Trainer::StepResult Trainer::train_step() {
-  Gradients grads(config_.model);
+  Gradients& grads = grads_;
+  grads.zero(pool_);
   StepResult r;
   const int64_t T = config_.seq_len, B = config_.batch_size;
   std::vector<std::vector<int32_t>> windows(static_cast<size_t>(B));
@@ -183,32 +185,28 @@ Trainer::StepResult Trainer::train_step() {
   for (auto& router : r.terms.expert_fraction)
     for (double& f : router) f *= inv;
 
-  std::vector<std::span<float>> grad_spans;
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    std::vector<float>& g = grads.tensor(i).values;
-    if (config_.grad_accum > 1)
-      for (float& x : g) x *= float(inv);
-    grad_spans.push_back(g);
-  }
+  // The update reads every gradient as (g / grad_accum) * clip factor, rounded after each product
+  // exactly as scaling the buffers in two passes would, in one pass over memory that also
+  // refreshes the bf16 compute copy.
+  std::vector<std::span<const float>> grad_views;
+  for (size_t i = 0; i < specs_.size(); ++i) grad_views.push_back(grads.tensor(i).values);
+  AdamW::GradScales scales;
+  if (config_.grad_accum > 1) scales.first = float(inv);
   if (!std::isfinite(r.terms.total))
     fail("step ", step_ + 1, ": the loss is ", r.terms.total, " (not finite); stopping without saving. ",
          last_checkpoint_.empty() ? std::string("No checkpoint was written yet.")
                                   : "The last good checkpoint is " + last_checkpoint_);
-  r.grad_norm = clip_grad_global_norm(grad_spans, config_.grad_clip);
+  r.grad_norm = grad_global_norm(grad_views, pool_, scales);
   if (!std::isfinite(r.grad_norm))
     fail("step ", step_ + 1, ": the gradient norm is ", r.grad_norm, " (not finite); stopping without saving. ",
          last_checkpoint_.empty() ? std::string("No checkpoint was written yet.")
                                   : "The last good checkpoint is " + last_checkpoint_);
+  scales.second = grad_clip_factor(r.grad_norm, config_.grad_clip);
 
   r.lr = learning_rate(config_.schedule, step_);
-  std::vector<std::span<float>> params;
-  std::vector<std::span<const float>> grad_views;
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    params.push_back(master_[i]);
-    grad_views.push_back(grads.tensor(i).values);
-  }
-  adamw_.step(params, grad_views, r.lr);
-  refresh_compute_weights();
+  std::vector<std::span<float>> params(master_.begin(), master_.end());
+  std::vector<std::span<uint16_t>> bf16_copies(compute_bf16_.begin(), compute_bf16_.end());
+  adamw_.step(params, grad_views, r.lr, pool_, scales, bf16_copies);
   ++step_;
   return r;
 }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "model/gradients.h"
 #include "model/model.h"
 #include "train/data_source.h"
 #include "train/optimizer.h"
@@ -75,6 +76,7 @@ class Trainer {
   ThreadPool pool_;
   std::vector<ParamSpec> specs_;
   std::vector<std::vector<float>> master_;  // fp32 master weights, param_specs order
+  Gradients grads_;                         // of the current update, kept so steps reuse its pages
   std::unique_ptr<Model> model_;           // reads master_ in place
   std::vector<std::vector<uint16_t>> compute_bf16_;  // compute_dtype bf16: the masters rounded
   std::unique_ptr<Model> compute_model_;   // reads compute_bf16_; null for f32 compute

@@ -19,10 +19,10 @@ using nlohmann::json;
 const std::string kCase = std::string(JETMOE_FIXTURES_DIR) + "/hf-reference/c1_base_f32";
 const std::string kCkpt = kCase + "/ckpt";
 
-// Row `row` of an [N, T] integer .npy as "1,2,3".
+// Row `row` of an [N, T] integer .npy (or the whole of a [T] one) as "1,2,3".
 std::string npy_row_csv(const std::string& path, int64_t row) {
   const NpyArray a = read_npy(path);
-  const int64_t n = a.shape.at(1);
+  const int64_t n = a.shape.back();
   std::string out;
   for (int64_t i = 0; i < n; ++i) {
     if (i) out += ',';
@@ -33,7 +33,7 @@ std::string npy_row_csv(const std::string& path, int64_t row) {
 
 std::vector<int64_t> npy_row(const std::string& path, int64_t row) {
   const NpyArray a = read_npy(path);
-  const int64_t n = a.shape.at(1);
+  const int64_t n = a.shape.back();
   std::vector<int64_t> out;
   for (int64_t i = 0; i < n; ++i) out.push_back(int64_t(a.values[size_t(row * n + i)]));
   return out;
@@ -192,6 +192,19 @@ TEST(Cli, GreedyGenerationMatchesTheReferenceTokens) {
     EXPECT_EQ(json::parse(r.out).get<std::vector<int64_t>>(), want) << "row " << row;
     EXPECT_TRUE(contains(r.err, "tokens/s")) << r.err;  // timings go to stderr
   }
+}
+
+TEST(Cli, Bf16PrefillKeepsTheReferenceGreedyTokensOfTheBf16Case) {
+  // The BF16-weight reference case: with --bf16-prefill its 12-token prompt runs on bf16 dot
+  // products (tests/model/bf16_activations_test.cc bounds the logits); the greedy tokens, whose
+  // top-1 margins exceed 2e-3, stay the float64 reference's.
+  const std::string dir = std::string(JETMOE_FIXTURES_DIR) + "/ref/bf16";
+  const std::vector<int64_t> want = npy_row(dir + "/gen_tokens.npy", 0);
+  const CliResult r = run_cli({"generate", "-m", dir, "--prompt-ids", npy_row_csv(dir + "/input_ids.npy", 0), "-n",
+                               std::to_string(want.size()), "--temp", "0", "--ignore-eos", "--output-ids",
+                               "--bf16-prefill"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).get<std::vector<int64_t>>(), want);
 }
 
 // --- init -> info -> forward -> generate on a fresh tiny model ----------------------------

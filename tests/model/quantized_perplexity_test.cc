@@ -2,7 +2,8 @@
 // (every row a multiple of 32, so every matrix is quantized) learns a synthetic language, then
 // its GGUF exports at F32, Q8_0 and Q4_0 (what `jetmoe quantize` writes) score fresh text of
 // that language with compute_perplexity. Stated bounds: Q8_0 within 1% and Q4_0 within 5% of
-// the F32 file's perplexity (measured: see the printed line). A broken quantized path (a wrong
+// the F32 file's perplexity (measured: see the printed line). A wider model (every row a
+// multiple of 256) does the same for Q4_K: within 3% of F32. A broken quantized path (a wrong
 // scale, a wrong nibble order) scores near the vocabulary size instead.
 #include <gtest/gtest.h>
 
@@ -41,6 +42,17 @@ JetMoeConfig small_config() {
   return c;
 }
 
+// Rows of 256 everywhere (hidden, heads x head_dim, FFN), so that a Q4_K file stores every matrix
+// but the tied embedding / head (Q8_0) as Q4_K.
+JetMoeConfig wide_config() {
+  JetMoeConfig c = small_config();
+  c.hidden_size = 256;
+  c.head_dim = 128;
+  c.intermediate_size = 256;
+  validate_config(c, "quantized perplexity test config (Q4_K)");
+  return c;
+}
+
 // The language: after token t comes (5 t + 3) mod 61 + 3 nine times in ten, else a random one.
 std::vector<int32_t> sample_text(std::mt19937& gen, int64_t length) {
   std::uniform_int_distribution<int32_t> any(3, 63);
@@ -51,8 +63,9 @@ std::vector<int32_t> sample_text(std::mt19937& gen, int64_t length) {
   return text;
 }
 
-TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
-  const JetMoeConfig config = small_config();
+// Trains a model of `config` for `steps` steps on the language, exports it at each of `types`
+// and returns each file's held-out perplexity.
+std::map<DType, double> trained_perplexities(const JetMoeConfig& config, int steps, std::initializer_list<DType> types) {
   const std::vector<ParamSpec> specs = param_specs(config);
   std::vector<std::vector<float>> values = random_parameter_values(config, 11);
   std::vector<NamedTensor> views;
@@ -66,7 +79,7 @@ TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
   adam.weight_decay = 0.0;
   AdamW optimizer(optimized_params(specs, false), adam);
   std::mt19937 gen(5);
-  for (int step = 0; step < 120; ++step) {
+  for (int step = 0; step < steps; ++step) {
     std::vector<std::vector<int32_t>> texts;
     std::vector<std::vector<int64_t>> labels;
     for (int b = 0; b < 8; ++b) {
@@ -95,7 +108,7 @@ TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
   const std::vector<int32_t> held_out = sample_text(held_out_gen, 2048);
 
   std::map<DType, double> ppl;
-  for (DType type : {DType::F32, DType::Q8_0, DType::Q4_0}) {
+  for (DType type : types) {
     const std::string path = (dir / (std::string(dtype_name(type)) + ".gguf")).string();
     GgufExportOptions options;
     options.type = type;
@@ -110,7 +123,11 @@ TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
     ppl[type] = compute_perplexity(*loaded, held_out, ppl_options, pool).perplexity;
   }
   fs::remove_all(dir);
+  return ppl;
+}
 
+TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
+  std::map<DType, double> ppl = trained_perplexities(small_config(), 120, {DType::F32, DType::Q8_0, DType::Q4_0});
   std::cout << "[ measured ] held-out perplexity F32 " << ppl[DType::F32] << ", Q8_0 " << ppl[DType::Q8_0] << " ("
             << 100 * (ppl[DType::Q8_0] / ppl[DType::F32] - 1) << "%), Q4_0 " << ppl[DType::Q4_0] << " ("
             << 100 * (ppl[DType::Q4_0] / ppl[DType::F32] - 1) << "%)\n";
@@ -118,6 +135,16 @@ TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
   EXPECT_LT(ppl[DType::F32], 6.0);
   EXPECT_LT(std::fabs(ppl[DType::Q8_0] / ppl[DType::F32] - 1), 0.01);
   EXPECT_LT(std::fabs(ppl[DType::Q4_0] / ppl[DType::F32] - 1), 0.05);
+}
+
+// Q4_K on the wider model (Q4_0 alongside, for comparison on the same weights).
+TEST(QuantizedPerplexity, Q4_KFileStaysWithinTheStatedBoundOfF32) {
+  std::map<DType, double> ppl = trained_perplexities(wide_config(), 120, {DType::F32, DType::Q4_K, DType::Q4_0});
+  std::cout << "[ measured ] held-out perplexity F32 " << ppl[DType::F32] << ", Q4_K " << ppl[DType::Q4_K] << " ("
+            << 100 * (ppl[DType::Q4_K] / ppl[DType::F32] - 1) << "%), Q4_0 " << ppl[DType::Q4_0] << " ("
+            << 100 * (ppl[DType::Q4_0] / ppl[DType::F32] - 1) << "%)\n";
+  EXPECT_LT(ppl[DType::F32], 6.0);
+  EXPECT_LT(std::fabs(ppl[DType::Q4_K] / ppl[DType::F32] - 1), 0.03);
 }
 
 }  // namespace

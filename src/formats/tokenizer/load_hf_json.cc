@@ -323,23 +323,26 @@ class JsonLoader {
 
 }  // namespace
 
-TokenizerModel load_hf_json(const std::string& path) {
+TokenizerModel parse_hf_json(std::string_view bytes, const std::string& source) {
   TokenizerModel model;
-  model.source = path;
-  const MappedFile file(path);
-  const auto* begin = reinterpret_cast<const char*>(file.data());
+  model.source = source;
   json root;
   try {
-    root = json::parse(begin, begin + file.size());
+    root = json::parse(bytes.begin(), bytes.end());
   } catch (const json::exception& e) {
-    fail(path, ": not valid JSON (", e.what(), ")");
+    fail(source, ": not valid JSON (", e.what(), ")");
   }
   try {
     JsonLoader(model).load(root);
   } catch (const json::exception& e) {
-    fail(path, ": unexpected value (", e.what(), ")");
+    fail(source, ": unexpected value (", e.what(), ")");
   }
   return model;
+}
+
+TokenizerModel load_hf_json(const std::string& path) {
+  const MappedFile file(path);
+  return parse_hf_json(std::string_view(reinterpret_cast<const char*>(file.data()), file.size()), path);
 }
 
 }  // namespace jetmoe::tokenizer_detail

@@ -135,10 +135,13 @@ int32_t checked_special_id(const TokenizerModel& model, int64_t id, std::string_
 }  // namespace
 
 TokenizerModel load_spm_model(const std::string& path) {
+  const MappedFile file(path);
+  return parse_spm_model(std::string_view(reinterpret_cast<const char*>(file.data()), file.size()), path);
+}
+
+TokenizerModel parse_spm_model(std::string_view bytes, const std::string& path) {
   TokenizerModel model;
   model.source = path;
-  const MappedFile file(path);
-  const std::string_view bytes(reinterpret_cast<const char*>(file.data()), file.size());
 
   TrainerSpec trainer;
   NormalizerSpec normalizer;

@@ -225,12 +225,19 @@ void encode_text(const TokenizerModel& model, std::string_view section, bool sta
   bpe_encode_word(model, all.substr(word_start), out);
 }
 
-bool looks_like_json(const std::string& path) {
+// JSON text starts with '{' after whitespace; a SentencePiece protobuf never does (its first
+// byte is a field tag).
+bool looks_like_json(std::string_view bytes) {
+  for (char c : bytes)
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return c == '{';
+  return false;
+}
+
+bool file_looks_like_json(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char c = 0;
-  while (in.get(c)) {
+  while (in.get(c))
     if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return c == '{';
-  }
   return false;
 }
 
@@ -259,9 +266,16 @@ Tokenizer Tokenizer::load(const std::string& path) {
     fail(path, ": no such tokenizer file or directory");
   }
   const std::string extension = fs::path(file).extension().string();
-  const bool json = extension == ".json" || (extension != ".model" && tokenizer_detail::looks_like_json(file));
+  const bool json = extension == ".json" || (extension != ".model" && tokenizer_detail::file_looks_like_json(file));
   auto model = std::make_shared<TokenizerModel>(json ? tokenizer_detail::load_hf_json(file)
                                                      : tokenizer_detail::load_spm_model(file));
+  return Tokenizer(std::move(model));
+}
+
+Tokenizer Tokenizer::from_bytes(std::string_view bytes, const std::string& source) {
+  auto model = std::make_shared<TokenizerModel>(tokenizer_detail::looks_like_json(bytes)
+                                                    ? tokenizer_detail::parse_hf_json(bytes, source)
+                                                    : tokenizer_detail::parse_spm_model(bytes, source));
   return Tokenizer(std::move(model));
 }
 

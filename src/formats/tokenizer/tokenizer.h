@@ -28,6 +28,9 @@ class Tokenizer {
   // PATH is a tokenizer.json, a tokenizer.model (SentencePiece protobuf), or a model directory
   // containing either (tokenizer.json preferred). Throws jetmoe::Error naming the file and problem.
   static Tokenizer load(const std::string& path);
+  // The same from the bytes of a tokenizer.json (text starting with '{') or a tokenizer.model
+  // (anything else), e.g. one embedded in a GGUF file; messages name `source`.
+  static Tokenizer from_bytes(std::string_view bytes, const std::string& source);
 
   // Like the reference tokenizers: BOS first when add_bos (for a tokenizer.json, the special
   // tokens its post-processor template adds). Special-token text such as "</s>" is recognised by

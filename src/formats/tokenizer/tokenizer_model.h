@@ -121,6 +121,9 @@ struct TokenizerModel {
 // Loaders; both throw jetmoe::Error naming `path`.
 TokenizerModel load_hf_json(const std::string& path);
 TokenizerModel load_spm_model(const std::string& path);
+// The same from the bytes of such a file; messages name `source`.
+TokenizerModel parse_hf_json(std::string_view bytes, const std::string& source);
+TokenizerModel parse_spm_model(std::string_view bytes, const std::string& source);
 
 // Shared by both loaders once pieces and kinds are known: fills byte_ids and texts.
 // metaspace_to_space: decoding turns '▁' into ' '; drop_leading_space: the first text piece loses

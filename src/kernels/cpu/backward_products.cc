@@ -1,82 +1,170 @@
-// Backward products on the forward gemm (ops::matmul_xwT):
-//   dx = dy · W      is matmul_xwT(dy, W^T)            (W^T an [in, out] fp32 view)
-//   dW += dy^T · x   is matmul_xwT(dy^T, x^T), added    (x^T an [in, T] fp32 view)
-// A gemm pays for its transposes only when there are enough rows to share them; a handful of
-// rows (decoding-sized batches, rarely chosen experts) take direct axpy loops instead.
+// Backward products: every product is cut into blocks of up to kRowBlock rows x
+// kBackwardGemmBlockCols columns of its output, and the pool threads take blocks from one shared
+// counter, so a pass of uneven products (experts with different token counts) ends together.
+// Each block runs on the per-ISA kernels of backward_gemm-inl.h. A block owns its output
+// elements and sums over k in order, so neither the cut nor the threads change a result bit.
 #include "kernels/backward_products.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "core/error.h"
-#include "core/tensor.h"
+#include "kernels/cpu/backward_gemm.h"
 #include "kernels/ops.h"
 
 namespace jetmoe::ops {
 namespace {
 
-// Below this many rows a gemm tile is mostly empty and the transposes weigh as much as the product
-// (rarely chosen experts get only a few tokens). Measured on a [256, 128] weight, 2 AVX-512 threads:
-// both ways take about 23 us at 6 rows; at 2 rows the loops take 11 us against 22 us.
-constexpr int64_t kSmallRows = 6;
+using kernels::cpu::BackwardGemmKernels;
+using kernels::cpu::kBackwardInputCols;
+using kernels::cpu::kBackwardWeightCols;
+
+// Output rows per block: a multiple of every ISA's tile rows (12, 6, 4). With 256-deep panels a
+// block's A (192 x 256) and C (192 x 128) stay in L2 while it runs.
+constexpr int64_t kRowBlock = 192;
 constexpr int64_t kTile = 32;
 
-// Scratch of the calling thread, reused across calls so big gradients do not fault in fresh pages
-// every time. Three buffers: the two transposed operands and the product before it is added.
-std::vector<float>& scratch(int slot) {
-  thread_local std::vector<float> buffers[3];
-  return buffers[slot];
-}
-float* sized(std::vector<float>& buffer, int64_t n) {
-  if (int64_t(buffer.size()) < n) buffer.resize(size_t(n));
-  return buffer.data();
+const BackwardGemmKernels& kernels_for(kernels::cpu::Isa isa) {
+  if (isa > kernels::cpu::hardware_isa())
+    fail("this CPU cannot run the ", kernels::cpu::isa_name(isa), " kernels (it has ",
+         kernels::cpu::isa_name(kernels::cpu::hardware_isa()), ")");
+  return kernels::cpu::backward_gemm_kernels(isa);
 }
 
-MatmulOptions fp32_options(kernels::cpu::Isa isa) { return MatmulOptions{Activations::F32, isa}; }
-
-// dx[t, cols] for a column range, all rows at once: each row of W is read once per range.
-void backward_input_few_rows(const float* dy, int64_t T, const float* W, int64_t out, int64_t in, float* dx,
-                             ThreadPool& pool) {
-  pool.parallel_for(in, [=](int64_t begin, int64_t end) {
-    for (int64_t t = 0; t < T; ++t) std::fill(dx + t * in + begin, dx + t * in + end, 0.0f);
-    for (int64_t o = 0; o < out; ++o) {
-      const float* w = W + o * in;
-      for (int64_t t = 0; t < T; ++t) {
-        const float g = dy[t * out + o];
-        float* row = dx + t * in;
-#pragma omp simd
-        for (int64_t i = begin; i < end; ++i) row[i] += g * w[i];
-      }
-    }
-  });
+// Scratch of the calling thread, kept across calls so that packing never faults in fresh pages.
+float* thread_scratch() {
+  thread_local std::vector<float> scratch(size_t(kernels::cpu::kBackwardGemmScratchFloats));
+  return scratch.data();
 }
 
-void backward_weight_few_rows(const float* dy, const float* x, int64_t T, int64_t out, int64_t in, float* dW,
-                              ThreadPool& pool) {
-  pool.parallel_for(out, [=](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
-      float* row = dW + o * in;
-      for (int64_t t = 0; t < T; ++t) {
-        const float g = dy[t * out + o];
-        const float* xt = x + t * in;
-#pragma omp simd
-        for (int64_t i = 0; i < in; ++i) row[i] += g * xt[i];
-      }
-    }
-  });
+int64_t row_blocks(const BackwardProduct& p) { return (p.m + kRowBlock - 1) / kRowBlock; }
+int64_t block_cols(const BackwardProduct& p) {
+  return p.kind == BackwardProduct::Kind::Input ? kBackwardInputCols : kBackwardWeightCols;
+}
+int64_t col_blocks(const BackwardProduct& p) { return (p.n + block_cols(p) - 1) / block_cols(p); }
+bool is_empty(const BackwardProduct& p) {
+  return p.m == 0 || p.n == 0 || (p.kind == BackwardProduct::Kind::Weight && p.k == 0);
 }
 
-// One tile of transpose(); restrict and by-value sizes let the compiler keep them in registers.
-void transpose_tile(const float* __restrict a, int64_t rows, int64_t cols, float* __restrict at, int64_t r0,
-                    int64_t r1, int64_t c0, int64_t c1) {
-  for (int64_t c = c0; c < c1; ++c)
-    for (int64_t r = r0; r < r1; ++r) at[c * rows + r] = a[r * cols + c];
+// Runs body(item, scratch) for every item in [0, n) on the pool threads, each taking the next
+// item from a shared counter (uneven items still end together).
+template <class Body>
+void for_each_item(ThreadPool& pool, int64_t n, const Body& body) {
+  if (n <= 0) return;
+  std::atomic<int64_t> next{0};
+  const auto take = [&] {
+    float* scratch = thread_scratch();
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n;
+         i = next.fetch_add(1, std::memory_order_relaxed))
+      body(i, scratch);
+  };
+  const int64_t workers = std::min<int64_t>(pool.num_threads(), n);
+  if (workers == 1) return take();
+  pool.parallel_for(workers, [&](int64_t, int64_t) { take(); });
 }
+
+// Item i of a list of products cut into `count(p)` items each: (product index, item within it).
+class ItemIndex {
+ public:
+  template <class Count>
+  ItemIndex(std::span<const BackwardProduct> products, const Count& count) : first_{0} {
+    for (const BackwardProduct& p : products) first_.push_back(first_.back() + (is_empty(p) ? 0 : count(p)));
+  }
+  int64_t total() const { return first_.back(); }
+  std::pair<size_t, int64_t> locate(int64_t item) const {
+    const size_t i = size_t(std::upper_bound(first_.begin(), first_.end(), item) - first_.begin() - 1);
+    return {i, item - first_[i]};
+  }
+
+ private:
+  std::vector<int64_t> first_;
+};
 
 void check_sizes(const char* op, int64_t T, int64_t out, int64_t in) {
   if (T < 0 || out < 0 || in < 0) fail(op, ": negative size (T ", T, ", out ", out, ", in ", in, ")");
 }
 
+// One tile of transpose(); restrict and by-value sizes let the compiler keep them in registers.
+void transpose_tile(const float* __restrict a, int64_t rows, int64_t cols, float* __restrict at, int64_t r0, int64_t r1,
+                    int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; ++c)
+    for (int64_t r = r0; r < r1; ++r) at[c * rows + r] = a[r * cols + c];
+}
+
 }  // namespace
+
+BackwardProduct input_gradient(const float* dy, int64_t ldy, int64_t T, const TensorView& W, float* dx, int64_t ldx) {
+  JM_CHECK(W.shape.size() == 2, "backward weight must be 2-D, got ", shape_str(W.shape));
+  if (W.dtype != DType::F32 && W.dtype != DType::BF16 && W.dtype != DType::F16)
+    fail("input gradient through a ", dtype_name(W.dtype), " weight: convert it to F32 first");
+  check_sizes("input_gradient", T, W.shape[0], W.shape[1]);
+  BackwardProduct p;
+  p.kind = BackwardProduct::Kind::Input;
+  p.a = dy, p.lda = ldy;
+  p.b = W.data, p.b_dtype = W.dtype, p.ldb = W.shape[1];
+  p.c = dx, p.ldc = ldx;
+  p.m = T, p.n = W.shape[1], p.k = W.shape[0];
+  return p;
+}
+
+BackwardProduct weight_gradient(const float* dy, int64_t ldy, const float* x, int64_t ldx, int64_t T, int64_t out,
+                                int64_t in, float* dW) {
+  check_sizes("weight_gradient", T, out, in);
+  BackwardProduct p;
+  p.kind = BackwardProduct::Kind::Weight;
+  p.a = dy, p.lda = ldy;
+  p.b = x, p.b_dtype = DType::F32, p.ldb = ldx;
+  p.c = dW, p.ldc = in;
+  p.m = out, p.n = in, p.k = T;
+  return p;
+}
+
+void backward_products(std::span<const BackwardProduct> products, ThreadPool& pool, kernels::cpu::Isa isa) {
+  const BackwardGemmKernels& kt = kernels_for(isa);
+  // Weight gradients first pack their activations (B) whole, in panels, one item per column
+  // block; packed[i] is product i's first panel.
+  const auto padded_cols = [&](const BackwardProduct& p) {
+    return (p.n + kt.panel_cols - 1) / kt.panel_cols * kt.panel_cols;
+  };
+  std::vector<float*> packed(products.size(), nullptr);
+  {
+    int64_t floats = 0;
+    std::vector<int64_t> offset(products.size(), 0);
+    for (size_t i = 0; i < products.size(); ++i)
+      if (products[i].kind == BackwardProduct::Kind::Weight && !is_empty(products[i])) {
+        offset[i] = floats;
+        floats += padded_cols(products[i]) * products[i].k;
+      }
+    thread_local std::vector<float> storage;
+    if (int64_t(storage.size()) < floats) storage.resize(size_t(floats));
+    for (size_t i = 0; i < products.size(); ++i)
+      if (products[i].kind == BackwardProduct::Kind::Weight) packed[i] = storage.data() + offset[i];
+  }
+  const ItemIndex packs(products, [](const BackwardProduct& p) {
+    return p.kind == BackwardProduct::Kind::Weight ? col_blocks(p) : int64_t(0);
+  });
+  for_each_item(pool, packs.total(), [&](int64_t item, float*) {
+    const auto [i, block] = packs.locate(item);
+    const BackwardProduct& p = products[i];
+    const int64_t c0 = block * kBackwardWeightCols, cols = std::min(kBackwardWeightCols, p.n - c0);
+    kt.pack_rows(static_cast<const float*>(p.b), p.ldb, p.k, c0, cols, packed[i] + c0 * p.k);
+  });
+
+  // Then every block of every product, rows x columns.
+  const ItemIndex blocks(products, [](const BackwardProduct& p) { return row_blocks(p) * col_blocks(p); });
+  for_each_item(pool, blocks.total(), [&](int64_t item, float* scratch) {
+    const auto [i, block] = blocks.locate(item);
+    const BackwardProduct& p = products[i];
+    const int64_t cols_blocks = col_blocks(p);
+    const int64_t m0 = (block / cols_blocks) * kRowBlock, c0 = (block % cols_blocks) * block_cols(p);
+    const int64_t rows = std::min(kRowBlock, p.m - m0), cols = std::min(block_cols(p), p.n - c0);
+    if (p.kind == BackwardProduct::Kind::Input)
+      kt.input_block(p.a + m0 * p.lda, p.lda, rows, p.k, p.b, p.b_dtype, p.ldb, c0, cols, p.c + m0 * p.ldc + c0, p.ldc,
+                     scratch);
+    else
+      kt.weight_block(p.a + m0, p.lda, rows, p.k, packed[i] + c0 * p.k, cols, p.c + m0 * p.ldc + c0, p.ldc);
+  });
+}
 
 void transpose(const float* a, int64_t rows, int64_t cols, float* at, ThreadPool& pool) {
   const int64_t row_tiles = (rows + kTile - 1) / kTile;
@@ -102,31 +190,20 @@ void matmul_backward_input(const float* dy, int64_t T, const TransposedWeight& W
     return;
   }
   const TensorView view{DType::F32, Shape{Wt.in(), Wt.out()}, Wt.data()};
-  matmul_xwT(dy, Wt.out(), T, view, dx, Wt.in(), pool, fp32_options(isa));
+  matmul_xwT(dy, Wt.out(), T, view, dx, Wt.in(), pool, MatmulOptions{Activations::F32, isa});
 }
 
 void matmul_backward_input(const float* dy, int64_t T, const float* W, int64_t out, int64_t in, float* dx,
                            ThreadPool& pool, kernels::cpu::Isa isa) {
   check_sizes("matmul_backward_input", T, out, in);
-  if (T < kSmallRows) return backward_input_few_rows(dy, T, W, out, in, dx, pool);
-  matmul_backward_input(dy, T, TransposedWeight(W, out, in, pool), dx, pool, isa);
+  const BackwardProduct p = input_gradient(dy, out, T, TensorView{DType::F32, Shape{out, in}, W}, dx, in);
+  backward_products({&p, 1}, pool, isa);
 }
 
 void matmul_backward_weight(const float* dy, const float* x, int64_t T, int64_t out, int64_t in, float* dW,
                             ThreadPool& pool, kernels::cpu::Isa isa) {
-  check_sizes("matmul_backward_weight", T, out, in);
-  if (T == 0 || out == 0 || in == 0) return;
-  if (T < kSmallRows) return backward_weight_few_rows(dy, x, T, out, in, dW, pool);
-  float* dyT = sized(scratch(0), out * T);
-  float* xT = sized(scratch(1), in * T);
-  float* product = sized(scratch(2), out * in);
-  transpose(dy, T, out, dyT, pool);
-  transpose(x, T, in, xT, pool);
-  const TensorView view{DType::F32, Shape{in, T}, xT};
-  matmul_xwT(dyT, T, out, view, product, in, pool, fp32_options(isa));
-  pool.parallel_for(out * in, [=](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) dW[i] += product[i];
-  });
+  const BackwardProduct p = weight_gradient(dy, out, x, in, T, out, in, dW);
+  backward_products({&p, 1}, pool, isa);
 }
 
 }  // namespace jetmoe::ops

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/dtype.h"
+#include "core/q4_k.h"
 
 // Only code between push and pop may use these instructions; dispatch (ops.cc) calls into it
 // only after checking the CPU.
@@ -23,6 +24,8 @@ namespace jetmoe::kernels::cpu::avx2 {
 #include "kernels/cpu/matmul-inl.h"
 #include "kernels/cpu/simd_q8_avx2-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
+#include "kernels/cpu/simd_q4k_avx2-inl.h"
+#include "kernels/cpu/matmul_q4k-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
 #include "kernels/cpu/kernel_table-inl.h"
@@ -32,7 +35,7 @@ namespace jetmoe::kernels::cpu::avx2 {
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table = avx2::portable_kernel_table<avx2::Q8Avx2>(Isa::Avx2);
+  static const KernelTable table = avx2::portable_kernel_table<avx2::Q8Avx2, avx2::Q4kAvx2>(Isa::Avx2);
   return table;
 }
 

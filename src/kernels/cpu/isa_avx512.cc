@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "core/dtype.h"
+#include "core/q4_k.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
@@ -25,6 +26,8 @@ namespace jetmoe::kernels::cpu::avx512 {
 #include "kernels/cpu/matmul-inl.h"
 #include "kernels/cpu/simd_q8_avx2-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
+#include "kernels/cpu/simd_q4k_avx2-inl.h"
+#include "kernels/cpu/matmul_q4k-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
 #include "kernels/cpu/kernel_table-inl.h"
@@ -34,7 +37,7 @@ namespace jetmoe::kernels::cpu::avx512 {
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& avx512_kernels() {
-  static const KernelTable table = avx512::portable_kernel_table<avx512::Q8Avx2>(Isa::Avx512);
+  static const KernelTable table = avx512::portable_kernel_table<avx512::Q8Avx2, avx512::Q4kAvx2>(Isa::Avx512);
   return table;
 }
 

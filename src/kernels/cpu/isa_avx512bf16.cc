@@ -16,8 +16,10 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "core/dtype.h"
+#include "core/q4_k.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c")
@@ -28,6 +30,8 @@ namespace jetmoe::kernels::cpu::avx512bf16 {
 #include "kernels/cpu/simd_q8_avx2-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/matmul_q8vnni-inl.h"
+#include "kernels/cpu/simd_q4k_avx2-inl.h"
+#include "kernels/cpu/matmul_q4k_vnni-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx512bf16
 #pragma GCC pop_options
 
@@ -37,13 +41,17 @@ const KernelTable& avx512bf16_kernels() {
   static const KernelTable table = [] {
     KernelTable t = avx512_kernels();
     t.isa = Isa::Avx512Bf16;
-    t.gemm_scratch_floats = std::max({t.gemm_scratch_floats, avx512bf16::kKcPairs * avx512bf16::kNr,
-                                      avx512bf16::kQ8PanelFloats});
+    t.gemm_scratch_floats =
+        std::max({t.gemm_scratch_floats, avx512bf16::kQ8PanelFloats, avx512bf16::kQ4kPanelFloats});
+    static_assert(avx512bf16::kTokenPanel == kBf16TokenPanel);
+    t.pack_bf16_tokens = avx512bf16::pack_token_panel;
     t.gemm_bf16dot = avx512bf16::gemm_bf16dot;
     t.round_to_bf16 = avx512bf16::round_to_bf16_vec;
     t.bf16_dot_flops = avx512bf16::bf16_dot_flops;
     t.gemv_q8 = avx512bf16::gemv_q8_vnni;
     t.gemm_q8 = avx512bf16::gemm_q8_vnni;
+    t.gemv_q4k = avx512bf16::gemv_q4k_vnni;
+    t.gemm_q4k = avx512bf16::gemm_q4k_vnni;
     return t;
   }();
   return table;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/dtype.h"
+#include "core/q4_k.h"
 #include "kernels/cpu/kernel_table.h"
 
 namespace jetmoe::kernels::cpu::scalar {
@@ -17,6 +18,8 @@ namespace jetmoe::kernels::cpu::scalar {
 #include "kernels/cpu/matmul-inl.h"
 #include "kernels/cpu/simd_q8_scalar-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
+#include "kernels/cpu/simd_q4k_scalar-inl.h"
+#include "kernels/cpu/matmul_q4k-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
 #include "kernels/cpu/kernel_table-inl.h"
@@ -25,7 +28,7 @@ namespace jetmoe::kernels::cpu::scalar {
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table = scalar::portable_kernel_table<scalar::Q8Scalar>(Isa::Scalar);
+  static const KernelTable table = scalar::portable_kernel_table<scalar::Q8Scalar, scalar::Q4kScalar>(Isa::Scalar);
   return table;
 }
 

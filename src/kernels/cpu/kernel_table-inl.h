@@ -1,19 +1,22 @@
 // The table of the kernels compiled into the including namespace (each isa_<level>.cc includes
 // this after the other -inl files, under its own target flags). `Q8` is the level's int8
-// dot-product policy for quantized weights; a level with more (bf16 dot products, VNNI) starts
-// from this table and overwrites the entries it improves.
-template <class Q8>
+// dot-product policy for Q8_0 / Q4_0 weights, `Q4k` its policy for Q4_K super-blocks; a level with
+// more (bf16 dot products, VNNI) starts from this table and overwrites the entries it improves.
+template <class Q8, class Q4k>
 KernelTable portable_kernel_table(Isa isa) {
   return {
       .isa = isa,
       .gemm_scratch_floats = kGemmScratchFloats,
       .gemv = gemv,
       .gemm = gemm,
+      .pack_bf16_tokens = nullptr,
       .gemm_bf16dot = nullptr,
       .round_to_bf16 = round_to_bf16,
       .quantize_row_q8 = quantize_row_q8<Q8>,
       .gemv_q8 = gemv_q8<Q8>,
       .gemm_q8 = gemm_q8_dots<Q8>,
+      .gemv_q4k = gemv_q4k<Q4k>,
+      .gemm_q4k = gemm_q4k_dots<Q4k>,
       .rmsnorm = rmsnorm,
       .silu_glu = silu_glu,
       .softmax = softmax,

@@ -18,8 +18,8 @@ struct WeightMatrix {
   int64_t cols = 0;  // in
 };
 
-// Activation rows quantized to 8-bit blocks for products with Q8_0 / Q4_0 weights (the numerics
-// of kernels/ref/quantized_ops.h): value j of row t is scale[t * blocks + j / 32] * q[t * cols + j].
+// Activation rows quantized to 8-bit blocks for products with Q8_0 / Q4_0 / Q4_K weights (the
+// numerics of kernels/ref/quantized_ops.h): value j of row t is scale[t * blocks + j / 32] * q[t * cols + j].
 struct QuantizedRows {
   const int8_t* q = nullptr;      // [rows, cols]
   const float* scale = nullptr;   // [rows, cols / 32]
@@ -51,13 +51,16 @@ inline int64_t attention_scratch_floats(int64_t head_dim) {
   return kAttentionMaxRows * (kAttentionKeyBlock + d_pad + 2) + d_pad * kAttentionKeyBlock;
 }
 
+// Tokens per packed panel of bf16 activations (gemm_bf16dot).
+constexpr int64_t kBf16TokenPanel = 32;
+
 // Products with at most this many activation rows stream W once as dot products (decoding);
 // larger ones pack W into panels for a register-blocked product (prefill).
 constexpr int64_t kGemvMaxRows = 4;
 
 struct KernelTable {
   Isa isa;
-  // Floats of scratch one thread needs for gemm / gemm_bf16dot.
+  // Floats of scratch one thread needs for gemm / gemm_q8.
   int64_t gemm_scratch_floats;
 
   // y[t, o] = sum_i x[t, i] * W[o, i] for t < T, o in [o_begin, o_end). gemv needs T <= kGemvMaxRows.
@@ -65,10 +68,14 @@ struct KernelTable {
                float* y, int64_t ldy);
   void (*gemm)(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end,
                float* y, int64_t ldy, float* scratch);
-  // The same with x already rounded to bf16 ([T, ldx] uint16) and W in BF16 with an even number
-  // of columns: AVX512_BF16 dot products. Null where the level lacks them.
-  void (*gemm_bf16dot)(const uint16_t* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t o_begin,
-                       int64_t o_end, float* y, int64_t ldy, float* scratch);
+  // The same with x rounded to bf16 and W in BF16 with an even number of columns, on
+  // AVX512_BF16 dot products; null (both) where the level lacks them. pack_bf16_tokens rounds up
+  // to kBf16TokenPanel fp32 rows (ldx apart, 2 * pairs values each) to bf16 like round_to_bf16
+  // and packs them into one panel of pairs * kBf16TokenPanel floats; gemm_bf16dot reads the T
+  // rows as consecutive such panels.
+  void (*pack_bf16_tokens)(const float* x, int64_t ldx, int64_t rows, int64_t pairs, float* panel);
+  void (*gemm_bf16dot)(const float* x_panels, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end,
+                       float* y, int64_t ldy);
   void (*round_to_bf16)(const float* src, uint16_t* dst, int64_t n);
 
   // Products with Q8_0 / Q4_0 weights on 8-bit activations: quantize_row_q8 fills one row of a
@@ -80,6 +87,11 @@ struct KernelTable {
                   int64_t ldy);
   void (*gemm_q8)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                   int64_t ldy, float* scratch);
+  // The same for Q4_K weights (matmul_q4k-inl.h), on the same QuantizedRows.
+  void (*gemv_q4k)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                   int64_t ldy);
+  void (*gemm_q4k)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                   int64_t ldy, float* scratch);
 
   // One row each.
   void (*rmsnorm)(const float* x, const float* weight, float eps, int64_t d, float* y);

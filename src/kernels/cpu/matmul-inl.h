@@ -69,17 +69,19 @@ inline void gemv_tile(const float* x, int64_t ldx, const WeightMatrix& W, int64_
     }
 }
 
-// One activation row: one W row at a time, 4 vectors per step. A single sequential stream per
-// thread is what the hardware prefetcher follows best (Zen 5, BF16: 29.5 GB/s against 21-23 for
-// tiles of 4 or 8 rows, of a 35 GB/s read bandwidth). Two to four rows: tiles of 4 W rows, so
-// each activation vector loaded serves 4 rows (activations re-read per W row would come from L2
-// once they outgrow L1).
+// One W row at a time, 4 vectors per step, while the activation rows fit in a third of L1 beside
+// it: a single sequential stream per thread is what the hardware prefetcher follows best (BF16,
+// one thread, [11264, 2048] from DRAM: 1 row 37-40 GB/s, 2 rows 35 GB/s, against 21-23 for tiles
+// of 4 W rows, of a 35-40 GB/s read bandwidth). Rows that do not fit (2 rows of 5632, 4 of 2048:
+// 10-14 GB/s this way) take tiles of 4 W rows, so each activation vector loaded serves 4 rows.
+constexpr int64_t kGemvActivationBytes = 16 * 1024;
+
 template <DType kType, int kT>
 void gemv_rows(const float* x, int64_t ldx, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                int64_t ldy) {
   int64_t o = o_begin;
-  if constexpr (kT == 1) {
-    for (; o < o_end; ++o) gemv_tile<kType, 1, 1, 4>(x, ldx, W, o, y, ldy);
+  if (kT == 1 || kT * W.cols * int64_t(sizeof(float)) <= kGemvActivationBytes) {
+    for (; o < o_end; ++o) gemv_tile<kType, kT, 1, 4>(x, ldx, W, o, y, ldy);
   } else {
     for (; o + 4 <= o_end; o += 4) gemv_tile<kType, kT, 4, 1>(x, ldx, W, o, y, ldy);
     for (; o < o_end; ++o) gemv_tile<kType, kT, 1, 1>(x, ldx, W, o, y, ldy);
@@ -106,7 +108,8 @@ void gemv(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
     case DType::BF16: return gemv_typed<DType::BF16>(x, ldx, T, W, o_begin, o_end, y, ldy);
     case DType::F16: return gemv_typed<DType::F16>(x, ldx, T, W, o_begin, o_end, y, ldy);
     case DType::Q8_0:
-    case DType::Q4_0: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8-inl.h)
+    case DType::Q4_0:
+    case DType::Q4_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_q4k*)
   }
 }
 
@@ -213,7 +216,8 @@ void gemm(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
     case DType::BF16: return gemm_typed<DType::BF16>(x, ldx, T, W, o_begin, o_end, y, ldy, panel);
     case DType::F16: return gemm_typed<DType::F16>(x, ldx, T, W, o_begin, o_end, y, ldy, panel);
     case DType::Q8_0:
-    case DType::Q4_0: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8-inl.h)
+    case DType::Q4_0:
+    case DType::Q4_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_q4k*)
   }
 }
 

@@ -1,78 +1,94 @@
 // Products with bf16 activations and BF16 weights on AVX512_BF16 dot products (vdpbf16ps: 16
 // fp32 lanes, each += a[2i] b[2i] + a[2i+1] b[2i+1], products exact, fp32 accumulation): twice
-// the multiply-add rate of fp32 FMA, for prefill. W panels are packed as bf16 pairs, k-major:
-// panel[p * kNr + j] = (W[o0 + j, 2p], W[o0 + j, 2p + 1]) as one 32-bit lane, so the packing is
-// the fp32 transpose applied to 32-bit pairs. Needs an even number of columns.
+// the multiply-add rate of fp32 FMA, for prefill. Needs an even number of columns.
+// The activations are packed, not the weights: an MoE expert sees about T*k/E tokens (128 of a
+// 512-token prompt), too few to amortise copying its weights into panels, which costs as much as
+// streaming them from DRAM once more. So x is packed once per product into panels of
+// kTokenPanel tokens, bf16 pairs k-major (panel[p * kTokenPanel + t] = (x[t, 2p], x[t, 2p + 1])
+// as one 32-bit lane), and a micro-tile broadcasts the pairs of kMr weight rows read in place,
+// with the panel's tokens across the vector lanes.
 // Included by isa_avx512bf16.cc after simd_avx512-inl.h and matmul-inl.h; no includes here.
 
-constexpr int64_t kKcPairs = 256;  // 256 pairs x 32 columns x 4 bytes = 32 KB per panel
+constexpr int64_t kTokenPanel = 2 * N;  // two vectors of tokens
 
-inline void pack_panel_pairs(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t p0, int64_t pc,
-                             float* panel) {
-  const int64_t row_pairs = W.cols / 2;
-  const float* pairs = static_cast<const float*>(W.data);  // 32-bit lanes; bits only move
-  for (int j0 = 0; j0 < kNr; j0 += N) {
-    for (int64_t pp = 0; pp < pc; pp += N) {
-      const int n = int(std::min<int64_t>(N, pc - pp));
+// Rounds rows [0, rows) of x (fp32, ldx floats apart, 2 * pairs values each; rows <= kTokenPanel)
+// to bf16, nearest even like f32_to_bf16, and packs them into one panel of pairs x kTokenPanel
+// lanes; lanes of missing rows are zero.
+void pack_token_panel(const float* x, int64_t ldx, int64_t rows, int64_t pairs, float* panel) {
+  for (int j0 = 0; j0 < kTokenPanel; j0 += N) {
+    for (int64_t pp = 0; pp < pairs; pp += N) {
+      const int n = int(std::min<int64_t>(N, pairs - pp));  // pairs in this block: 2n floats per row
       V r[N];
       for (int i = 0; i < N; ++i) {
-        const float* src = pairs + (o0 + j0 + i) * row_pairs + p0 + pp;
-        r[i] = j0 + i >= rows ? Simd::zero() : n == N ? Simd::load(src) : Simd::load_n(src, n);
+        if (j0 + i >= rows) {
+          r[i] = Simd::zero();
+          continue;
+        }
+        const float* src = x + (j0 + i) * ldx + 2 * pp;
+        const V lo = n == N ? Simd::load(src) : Simd::load_n(src, std::min(2 * n, N));
+        const V hi = n == N ? Simd::load(src + N) : Simd::load_n(src + N, std::max(2 * n - N, 0));
+        r[i] = (V)_mm512_cvtne2ps_pbh(hi, lo);  // lane j: the bf16 pair (src[2j], src[2j + 1])
       }
       Simd::transpose(r);
-      for (int i = 0; i < n; ++i) Simd::store(panel + (pp + i) * kNr + j0, r[i]);
+      for (int i = 0; i < n; ++i) Simd::store(panel + (pp + i) * kTokenPanel + j0, r[i]);
     }
   }
 }
 
-// C[0:MR, 0:n] (+)= A[0:MR, 0:2*pairs] · panel, A in bf16 rows lda elements apart.
+// y[t, r] = sum_p panel[p, t] · W[r, pair p] for t < n_tokens and the MR weight rows at w
+// (ldw elements apart), summed in pair order.
 template <int MR>
-void micro_tile_bf16(int64_t pairs, const uint16_t* A, int64_t lda, const float* panel, float* C, int64_t ldc, int n,
-                     bool accumulate) {
-  constexpr int NV = Simd::kNv;
-  int lanes[NV];
-  for (int v = 0; v < NV; ++v) lanes[v] = std::clamp(n - v * N, 0, N);
-  V acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? Simd::load_n(C + r * ldc + v * N, lanes[v]) : Simd::zero();
+void micro_tile_tokens(int64_t pairs, const float* panel, const uint16_t* w, int64_t ldw, float* y, int64_t ldy,
+                       int n_tokens) {
+  V acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = Simd::zero();
   for (int64_t p = 0; p < pairs; ++p) {
-    __m512bh b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)Simd::load(panel + p * kNr + v * N);
+    const __m512bh a0 = (__m512bh)Simd::load(panel + p * kTokenPanel);
+    const __m512bh a1 = (__m512bh)Simd::load(panel + p * kTokenPanel + N);
     for (int r = 0; r < MR; ++r) {
       int32_t pair;
-      std::memcpy(&pair, A + r * lda + 2 * p, 4);
-      const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+      std::memcpy(&pair, w + r * ldw + 2 * p, 4);
+      const __m512bh b = (__m512bh)_mm512_set1_epi32(pair);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], b, a0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], b, a1);
     }
   }
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) Simd::store_n(C + r * ldc + v * N, acc[r][v], lanes[v]);
+  // Tokens run across the lanes; y wants them down the rows.
+  alignas(64) float out[MR][kTokenPanel];
+  for (int r = 0; r < MR; ++r) {
+    Simd::store(out[r], acc[r][0]);
+    Simd::store(out[r] + N, acc[r][1]);
+  }
+  for (int t = 0; t < n_tokens; ++t)
+    for (int r = 0; r < MR; ++r) y[t * ldy + r] = out[r][t];
 }
 
-using MicroTileBf16Fn = void (*)(int64_t, const uint16_t*, int64_t, const float*, float*, int64_t, int, bool);
+using MicroTileTokensFn = void (*)(int64_t, const float*, const uint16_t*, int64_t, float*, int64_t, int);
 
 template <int... R>
-constexpr std::array<MicroTileBf16Fn, sizeof...(R)> micro_tiles_bf16(std::integer_sequence<int, R...>) {
-  return {&micro_tile_bf16<R + 1>...};
+constexpr std::array<MicroTileTokensFn, sizeof...(R)> micro_tiles_tokens(std::integer_sequence<int, R...>) {
+  return {&micro_tile_tokens<R + 1>...};
 }
 
-void gemm_bf16dot(const uint16_t* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end,
-                  float* y, int64_t ldy, float* panel) {
-  static constexpr auto tiles = micro_tiles_bf16(std::make_integer_sequence<int, kMr>());
-  const int64_t total_pairs = W.cols / 2;
-  if (total_pairs == 0) {
+// x_panels: the T rows packed by pack_token_panel, panel q (tokens kTokenPanel q ...) at
+// x_panels + q * (W.cols / 2) * kTokenPanel. Each token panel stays in L2 while the tile's
+// weight rows stream past it. (Passing each block of weight rows over a group of panels, so
+// DRAM sees the weights once per group, measured no better.)
+void gemm_bf16dot(const float* x_panels, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                  int64_t ldy) {
+  static constexpr auto tiles = micro_tiles_tokens(std::make_integer_sequence<int, kMr>());
+  const int64_t pairs = W.cols / 2;
+  if (pairs == 0) {
     for (int64_t t = 0; t < T; ++t) std::fill(y + t * ldy + o_begin, y + t * ldy + o_end, 0.0f);
     return;
   }
-  for (int64_t o0 = o_begin; o0 < o_end; o0 += kNr) {
-    const int n = int(std::min<int64_t>(kNr, o_end - o0));
-    for (int64_t p0 = 0; p0 < total_pairs; p0 += kKcPairs) {
-      const int64_t pc = std::min(kKcPairs, total_pairs - p0);
-      pack_panel_pairs(W, o0, n, p0, pc, panel);
-      for (int64_t t0 = 0; t0 < T; t0 += kMr) {
-        const int64_t mr = std::min<int64_t>(kMr, T - t0);
-        tiles[size_t(mr - 1)](pc, x + t0 * ldx + 2 * p0, ldx, panel, y + t0 * ldy + o0, ldy, n, p0 > 0);
-      }
+  const uint16_t* w = static_cast<const uint16_t*>(W.data);
+  for (int64_t t0 = 0; t0 < T; t0 += kTokenPanel) {
+    const float* panel = x_panels + (t0 / kTokenPanel) * pairs * kTokenPanel;
+    const int n_tokens = int(std::min<int64_t>(kTokenPanel, T - t0));
+    for (int64_t o0 = o_begin; o0 < o_end; o0 += kMr) {
+      const int64_t mr = std::min<int64_t>(kMr, o_end - o0);
+      tiles[size_t(mr - 1)](pairs, panel, w + o0 * W.cols, W.cols, y + t0 * ldy + o0, ldy, n_tokens);
     }
   }
 }

@@ -37,18 +37,19 @@ constexpr int64_t kGemmTileCols = 128;
 // Element-wise ops smaller than this run on the calling thread (waking the pool costs ~10 us).
 constexpr int64_t kParallelElements = 1 << 16;
 
-// A job's rows ready for the kernels: fp32 as given, rounded to bf16 (kept as bf16 for the
-// dot-product kernel, or as fp32 values for the others), or quantized to 8-bit blocks for
-// quantized weights.
+// A job's rows ready for the kernels: fp32 as given, rounded to bf16 (packed into token panels
+// for the dot-product kernel, or kept as fp32 values for the others), or quantized to 8-bit
+// blocks for quantized weights.
 struct PreparedJob {
   const MatmulJob* job;
   WeightMatrix W;
   bool gemv;
   const float* x;                // fp32 rows the gemv / gemm kernels read
   int64_t ldx;
-  std::vector<uint16_t> x_bf16;  // [rows, in] when the bf16 dot-product kernel runs this job
+  bool bf16_dot = false;         // runs on gemm_bf16dot
+  std::vector<float> x_panels;   // rows rounded to bf16 and packed when gemm_bf16dot runs this job
   std::vector<float> x_rounded;  // [rows, in] bf16-rounded rows when it cannot
-  std::vector<int8_t> q8;        // Q8_0 / Q4_0 weights: [rows, in] levels
+  std::vector<int8_t> q8;        // Q8_0 / Q4_0 / Q4_K weights: [rows, in] levels
   std::vector<float> q8_scale;   // [rows, in / 32]
   std::vector<int32_t> q8_sum;   // [rows, in / 32]
 
@@ -90,6 +91,31 @@ void quantize_activations(std::vector<PreparedJob>& prepared, const KernelTable&
   else pool.parallel_for(rows, quantize);
 }
 
+// Rounds to bf16 and packs the rows of every job that runs on bf16 dot products: one token
+// panel per item, all jobs' items shared among the threads in one pass.
+void pack_bf16_activations(std::vector<PreparedJob>& prepared, const KernelTable& kt, ThreadPool& pool) {
+  using kernels::cpu::kBf16TokenPanel;
+  struct Panel {
+    PreparedJob* job;
+    int64_t t0;
+  };
+  std::vector<Panel> panels;
+  for (PreparedJob& p : prepared) {
+    if (!p.bf16_dot) continue;
+    const int64_t count = (p.job->rows + kBf16TokenPanel - 1) / kBf16TokenPanel;
+    p.x_panels.resize(size_t(count * (p.W.cols / 2) * kBf16TokenPanel));
+    for (int64_t q = 0; q < count; ++q) panels.push_back({&p, q * kBf16TokenPanel});
+  }
+  kernels::cpu::for_each_item(pool, int64_t(panels.size()), 0, [&](int64_t i, float*) {
+    const Panel& panel = panels[size_t(i)];
+    const MatmulJob& job = *panel.job->job;
+    const int64_t pairs = panel.job->W.cols / 2;
+    kt.pack_bf16_tokens(job.x + panel.t0 * job.x_stride, job.x_stride,
+                        std::min(kBf16TokenPanel, job.rows - panel.t0), pairs,
+                        panel.job->x_panels.data() + panel.t0 * pairs);
+  });
+}
+
 // An output range of one job: the unit the threads share.
 struct Tile {
   int32_t job;
@@ -108,15 +134,16 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
     JM_CHECK(W.cols % dtype_block_elems(W.dtype) == 0, "matmul weight ", shape_str(job.W.shape), " in ",
              dtype_name(W.dtype), ": rows must be whole blocks of ", dtype_block_elems(W.dtype), " values");
     if (job.rows == 0 || W.rows == 0) continue;
-    PreparedJob p{&job, W, job.rows <= kernels::cpu::kGemvMaxRows, job.x, job.x_stride, {}, {}, {}, {}, {}};
+    PreparedJob p{&job, W, job.rows <= kernels::cpu::kGemvMaxRows, job.x, job.x_stride, false, {}, {}, {}, {}, {}};
     if (!p.gemv && options.activations == Activations::BF16 && W.dtype == DType::BF16) {
-      p.x_bf16.resize(size_t(job.rows * W.cols));
-      for (int64_t t = 0; t < job.rows; ++t)
-        kt.round_to_bf16(job.x + t * job.x_stride, p.x_bf16.data() + t * W.cols, W.cols);
-      if (kt.gemm_bf16dot == nullptr || W.cols % 2 != 0) {  // same rounding, fp32 multiply-adds
-        p.x_rounded.resize(p.x_bf16.size());
-        to_f32(DType::BF16, p.x_bf16.data(), p.x_rounded.data(), p.x_bf16.size());
-        p.x_bf16.clear();
+      if (kt.gemm_bf16dot != nullptr && W.cols % 2 == 0) {
+        p.bf16_dot = true;  // rounded and packed below, with every such job's rows in one pass
+      } else {              // the same rounding, fp32 multiply-adds
+        std::vector<uint16_t> rounded(size_t(job.rows * W.cols));
+        for (int64_t t = 0; t < job.rows; ++t)
+          kt.round_to_bf16(job.x + t * job.x_stride, rounded.data() + t * W.cols, W.cols);
+        p.x_rounded.resize(rounded.size());
+        to_f32(DType::BF16, rounded.data(), p.x_rounded.data(), rounded.size());
         p.x = p.x_rounded.data();
         p.ldx = W.cols;
       }
@@ -128,6 +155,7 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
     prepared.push_back(std::move(p));
   }
   quantize_activations(prepared, kt, pool);
+  pack_bf16_activations(prepared, kt, pool);
   const int64_t scratch = std::any_of(prepared.begin(), prepared.end(), [](const PreparedJob& p) { return !p.gemv; })
                               ? kt.gemm_scratch_floats
                               : 0;
@@ -136,11 +164,14 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
     const PreparedJob& p = prepared[size_t(tile.job)];
     const MatmulJob& job = *p.job;
     if (p.quantized()) {
-      if (p.gemv) kt.gemv_q8(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
-      else kt.gemm_q8(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
+      const bool k_quant = p.W.dtype == DType::Q4_K;
+      if (p.gemv)
+        (k_quant ? kt.gemv_q4k : kt.gemv_q8)(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
+      else
+        (k_quant ? kt.gemm_q4k : kt.gemm_q8)(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride,
+                                             panel);
     } else if (p.gemv) kt.gemv(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
-    else if (!p.x_bf16.empty())
-      kt.gemm_bf16dot(p.x_bf16.data(), p.W.cols, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
+    else if (p.bf16_dot) kt.gemm_bf16dot(p.x_panels.data(), job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
     else kt.gemm(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
   });
 }

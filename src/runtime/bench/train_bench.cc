@@ -89,9 +89,9 @@ TrainBenchResult run_train_bench(const std::string& model_dir, const TrainBenchO
       batch.push_back({std::span<const int32_t>(windows[b].data(), T), labels[b]});
     }
     const auto start = Clock::now();
-    grads.zero();
+    grads.zero(pool);
     const LossTerms terms = forward_backward(compute_model, batch, options.loss, grads, pool);
-    update(param_spans, grad_spans);
+    update(param_spans, grad_spans, pool);
     if (bf16) refresh_copies();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (!std::isfinite(terms.total)) fail("train bench: the loss is ", terms.total, " at step ", step);

@@ -18,9 +18,10 @@
 
 namespace jetmoe {
 
-// Updates params (fp32 masters, param_specs order) from grads (same order), e.g. clip + AdamW.
-using ParamUpdate =
-    std::function<void(std::span<const std::span<float>> params, std::span<const std::span<float>> grads)>;
+// Updates params (fp32 masters, param_specs order) from grads (same order), e.g. clip + AdamW,
+// on the pool's threads.
+using ParamUpdate = std::function<void(std::span<const std::span<float>> params,
+                                       std::span<const std::span<float>> grads, ThreadPool& pool)>;
 // Builds the update for a model's parameters (called once per run, before the first step).
 using ParamUpdateFactory = std::function<ParamUpdate(const std::vector<ParamSpec>& specs)>;
 

@@ -16,7 +16,9 @@ enum GgufTypeId : uint32_t {
   kU64 = 10, kI64 = 11, kF64 = 12,
 };
 // ggml tensor type ids.
-enum GgmlTypeId : uint32_t { kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlBF16 = 30 };
+enum GgmlTypeId : uint32_t {
+  kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlQ6_K = 14, kGgmlBF16 = 30
+};
 
 class GgufBytes {
  public:

@@ -222,9 +222,9 @@ TEST_F(HostileGguf, DimensionsAndSizesThatOverflow) {
 
 TEST_F(HostileGguf, TensorTypesJetmoeDoesNotRead) {
   GgufBytes k_quant = one_tensor();
-  k_quant.tensor("blk.0.ffn_down_exps.weight", {256}, t::kGgmlQ4_K, 0);
-  EXPECT_TRUE(contains_all(open_error(k_quant), {"hostile.gguf", "tensor 'blk.0.ffn_down_exps.weight'", "ggml type 12 (Q4_K)",
-                                                 "does not read", "F32, F16, BF16, Q8_0 and Q4_0"}));
+  k_quant.tensor("blk.0.ffn_down_exps.weight", {256}, t::kGgmlQ6_K, 0);
+  EXPECT_TRUE(contains_all(open_error(k_quant), {"hostile.gguf", "tensor 'blk.0.ffn_down_exps.weight'", "ggml type 14 (Q6_K)",
+                                                 "does not read", "F32, F16, BF16, Q8_0, Q4_0 and Q4_K"}));
   GgufBytes unknown = one_tensor();
   unknown.tensor("w", {32}, 99, 0);
   EXPECT_TRUE(contains_all(open_error(unknown), {"tensor 'w'", "ggml type 99 (unknown)"}));
@@ -237,6 +237,9 @@ TEST_F(HostileGguf, QuantizedRowsNotAMultipleOfTheBlock) {
   GgufBytes q4 = one_tensor();
   q4.tensor("w", {48}, t::kGgmlQ4_0, 0);
   EXPECT_TRUE(contains_all(open_error(q4), {"tensor 'w'", "rows of 48 values", "Q4_0 block (32)"}));
+  GgufBytes k_quant = one_tensor();  // whole blocks of 32, not a 256-value super-block
+  k_quant.tensor("w", {288, 2}, t::kGgmlQ4_K, 0);
+  EXPECT_TRUE(contains_all(open_error(k_quant), {"tensor 'w'", "rows of 288 values", "Q4_K block (256)"}));
 }
 
 TEST_F(HostileGguf, MisalignedOffset) {

@@ -106,8 +106,8 @@ TEST(GgufJetmoe, StorageDtypePolicy) {
   using R = TensorRole;
   const DType bf16 = DType::BF16;
   for (R role : {R::kNorm, R::kBias, R::kRouter}) {
-    for (DType type : {DType::Q4_0, DType::Q8_0, DType::F16, DType::BF16, DType::F32})
-      EXPECT_EQ(gguf_storage_dtype(role, type, 64, bf16, false), DType::F32);
+    for (DType type : {DType::Q4_K, DType::Q4_0, DType::Q8_0, DType::F16, DType::BF16, DType::F32})
+      EXPECT_EQ(gguf_storage_dtype(role, type, 256, bf16, false), DType::F32);
   }
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_0, 64, bf16, false), DType::Q4_0);
   EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, DType::Q4_0, 64, bf16, false), DType::Q4_0);
@@ -119,6 +119,16 @@ TEST(GgufJetmoe, StorageDtypePolicy) {
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q8_0, 100, bf16, false), DType::BF16);
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q8_0, 100, DType::F32, false), DType::F32);
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::F16, 100, bf16, false), DType::F16);
+  // Q4_K: rows of whole 256-value super-blocks; other rows of whole 32-value blocks fall back to
+  // Q8_0; the head is Q8_0 as in a Q4_0 file.
+  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 512, bf16, false), DType::Q4_K);
+  EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, DType::Q4_K, 256, bf16, false), DType::Q4_K);
+  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 64, bf16, false), DType::Q8_0);
+  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 288, bf16, false), DType::Q8_0);
+  EXPECT_EQ(gguf_storage_dtype(R::kHead, DType::Q4_K, 256, bf16, false), DType::Q8_0);
+  EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, DType::Q4_K, 256, bf16, true), DType::Q8_0);
+  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 100, bf16, false), DType::BF16);
+  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 100, DType::Q8_0, false), DType::F32);
 }
 
 // --- config metadata -----------------------------------------------------------------------------

@@ -92,11 +92,22 @@ TEST_P(MatmulTest, MatchesOracleOverOddShapes) {
         for (int64_t out : {1, 3, 33, 130}) check_one(GetParam(), dtype, ops::Activations::F32, T, in, out, pool);
 }
 
+TEST_P(MatmulTest, DecodingRowsTooWideForL1TakeTheTiledGemv) {
+  // 2-4 activation rows of 2101 floats (over 16 KB together) switch the gemv from one W row at a
+  // time to tiles of 4 W rows (matmul-inl.h); 5 and 33 outputs leave a remainder of rows.
+  ThreadPool pool(2);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16})
+    for (int64_t T : {2, 3, 4})
+      for (int64_t out : {5, 33}) check_one(GetParam(), dtype, ops::Activations::F32, T, 2101, out, pool);
+}
+
 TEST_P(MatmulTest, Bf16ActivationsRoundLikeTheOracleOnEveryLevel) {
   ThreadPool pool(2);
-  for (int64_t T : {1, 4, 5, 13, 40})
-    for (int64_t in : {1, 2, 7, 64, 530})  // odd counts take the fp32 fallback; 530 > one panel of pairs
-      for (int64_t out : {3, 33, 70}) check_one(GetParam(), DType::BF16, ops::Activations::BF16, T, in, out, pool);
+  // T = 70: two full panels of 32 tokens and a partial one; out = 130: the last 128-column tile
+  // holds 2 outputs. Odd `in` takes the fp32 fallback; 530 = 265 pairs, not a multiple of 16.
+  for (int64_t T : {1, 4, 5, 13, 40, 70})
+    for (int64_t in : {1, 2, 7, 64, 530})
+      for (int64_t out : {3, 33, 130}) check_one(GetParam(), DType::BF16, ops::Activations::BF16, T, in, out, pool);
   // Other dtypes ignore the option.
   check_one(GetParam(), DType::F32, ops::Activations::BF16, 13, 33, 33, pool);
 }

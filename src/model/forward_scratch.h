@@ -1,0 +1,28 @@
+// Buffers one forward pass reuses from layer to layer. Prefill's per-layer activations are tens
+// of megabytes (the MoE's up-projection alone is T x k x 2F floats); allocating them per layer
+// costs page faults and zeroing on the calling thread while the pool's other threads wait.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace jetmoe {
+
+struct ExpertProductScratch {
+  std::vector<float> gathered, produced;  // expert_matmul's rows in expert order
+};
+
+struct ForwardScratch {
+  std::vector<float> kv, q, heads, projected;  // mixture of attention
+  std::vector<float> up, act, down;            // mixture of experts
+  ExpertProductScratch experts;
+};
+
+// v's storage for n floats, contents unspecified: grows when too small, never shrinks, so a
+// buffer reused at the same size is neither reallocated nor zeroed.
+inline float* scratch_floats(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace jetmoe

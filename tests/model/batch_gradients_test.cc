@@ -1,0 +1,140 @@
+// The backward of a whole batch, whose sequences are stacked into shared products:
+//  - its gradients do not depend on the number of threads, bit for bit: every sum runs in an
+//    order fixed by the data, never by how work is shared (what makes a resumed run reproduce an
+//    uninterrupted one on any machine);
+//  - without the auxiliary losses (the only terms that couple sequences) the batch gradient is the
+//    token-weighted mean of each sequence's own gradient, also when the head's backward is cut
+//    into several chunks of sequences.
+// The model is big enough that its products are cut into several blocks of rows and columns, and
+// the sequences differ in length.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <random>
+
+#include "model/backward.h"
+#include "model/model.h"
+#include "runtime/random_checkpoint.h"
+
+namespace jetmoe {
+namespace {
+
+JetMoeConfig blocky_model() {
+  JetMoeConfig c;
+  c.vocab_size = 300;
+  c.hidden_size = 200;  // > one 128 / 256-column block of the backward products
+  c.num_layers = 2;
+  c.num_experts = 4;
+  c.top_k = 2;
+  c.num_kv_heads = 3;
+  c.head_dim = 20;
+  c.intermediate_size = 150;  // W_in has 300 rows: two 192-row blocks of its weight gradient
+  c.max_position_embeddings = 800;
+  c.initializer_range = 0.2;  // big enough that routing and losses are far from uniform
+  c.torch_dtype = DType::F32;
+  return c;
+}
+
+// A model over random weights it owns.
+struct RandomModel {
+  JetMoeConfig config = blocky_model();
+  std::vector<std::vector<float>> values = random_parameter_values(config, 3);
+  std::unique_ptr<Model> model;
+  RandomModel() {
+    const std::vector<ParamSpec> specs = param_specs(config);
+    std::vector<NamedTensor> views;
+    for (size_t i = 0; i < specs.size(); ++i)
+      views.push_back({specs[i].name, TensorView{DType::F32, specs[i].shape, values[i].data()}});
+    model = std::make_unique<Model>(config, TensorStore::from_views(views, "random weights"));
+  }
+};
+
+// Random sequences of the given lengths, each with one ignored label.
+struct RandomBatch {
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<std::vector<int64_t>> labels;
+  RandomBatch(std::initializer_list<int64_t> lengths, int32_t vocab) {
+    std::mt19937 gen(11);
+    std::uniform_int_distribution<int32_t> id(0, vocab - 1);
+    for (int64_t T : lengths) {
+      tokens.emplace_back(size_t(T));
+      for (int32_t& t : tokens.back()) t = id(gen);
+      labels.emplace_back(tokens.back().begin(), tokens.back().end());
+      labels.back()[size_t(T / 2)] = -100;
+    }
+  }
+  std::vector<TrainingSequence> sequences(size_t first, size_t last) const {
+    std::vector<TrainingSequence> out;
+    for (size_t b = first; b < last; ++b) out.push_back({tokens[b], labels[b]});
+    return out;
+  }
+};
+
+TEST(BatchGradients, EveryThreadCountGivesTheSameBits) {
+  const RandomModel m;
+  const Model& model = *m.model;
+  const JetMoeConfig& config = m.config;
+  const std::vector<ParamSpec> specs = param_specs(config);
+  const RandomBatch data({97, 5, 128}, int32_t(config.vocab_size));
+  const std::vector<TrainingSequence> batch = data.sequences(0, 3);
+
+  std::vector<Gradients> grads;
+  std::vector<LossTerms> terms;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    grads.emplace_back(config);
+    terms.push_back(forward_backward(model, batch, LossOptions{}, grads.back(), pool));
+  }
+  for (size_t run = 1; run < grads.size(); ++run) {
+    EXPECT_EQ(terms[run].total, terms[0].total) << "run " << run;
+    EXPECT_EQ(terms[run].ce, terms[0].ce) << "run " << run;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const std::vector<float>& a = grads[0].tensor(i).values;
+      const std::vector<float>& b = grads[run].tensor(i).values;
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << specs[i].name << " run " << run;
+    }
+  }
+  double largest = 0.0;  // the gradients are not trivially zero
+  for (float g : grads[0].get("model.layers.1.mlp.input_linear.weight").values)
+    largest = std::max(largest, double(std::fabs(g)));
+  EXPECT_GT(largest, 1e-6);
+}
+
+TEST(BatchGradients, WithoutAuxiliaryLossesTheBatchIsTheTokenWeightedMeanOfItsSequences) {
+  const RandomModel m;
+  const std::vector<ParamSpec> specs = param_specs(m.config);
+  // 700 + 400 rows do not fit one head chunk (1024 rows); 400 + 40 share one.
+  const RandomBatch data({700, 400, 40}, int32_t(m.config.vocab_size));
+  const LossOptions ce_only{.aux_coef = 0.0, .z_coef = 0.0};
+  ThreadPool pool(2);
+  Gradients whole(m.config);
+  const LossTerms terms = forward_backward(*m.model, data.sequences(0, 3), ce_only, whole, pool);
+  // sum_b n_b * (gradient of sequence b's mean loss) / sum_b n_b, in double.
+  std::vector<std::vector<double>> mean(specs.size());
+  double ce = 0.0;
+  for (size_t b = 0; b < 3; ++b) {
+    Gradients one(m.config);
+    const LossTerms t = forward_backward(*m.model, data.sequences(b, b + 1), ce_only, one, pool);
+    const double weight = double(t.scored_tokens) / double(terms.scored_tokens);
+    ce += weight * t.ce;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      mean[i].resize(one.tensor(i).values.size());
+      for (size_t j = 0; j < mean[i].size(); ++j) mean[i][j] += weight * one.tensor(i).values[j];
+    }
+  }
+  EXPECT_NEAR(terms.ce, ce, 1e-12 * ce);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const std::vector<float>& got = whole.tensor(i).values;
+    double scale = 0.0;
+    for (double v : mean[i]) scale = std::max(scale, std::fabs(v));
+    // fp32 sums of up to ~1000 terms in different orders: ~1e-6 of the tensor's largest entry.
+    for (size_t j = 0; j < got.size(); ++j)
+      ASSERT_NEAR(got[j], mean[i][j], 2e-5 * scale + 1e-12) << specs[i].name << " [" << j << "]";
+  }
+}
+
+}  // namespace
+}  // namespace jetmoe

@@ -1,0 +1,161 @@
+// JetMoE exported as a Q4_K GGUF file (what `jetmoe quantize --type q4_k` writes): which dtype each
+// tensor gets, the file-type keys, the bytes against core's quantizer, and a model run from the
+// file against a float32 model holding exactly the values its blocks decode to. The config has
+// rows of 256 (Q4_K) and of 128 (the Q8_0 fallback), and an untied head (Q8_0).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "format_test_util.h"
+#include "formats/gguf.h"
+#include "formats/gguf_export.h"
+#include "formats/gguf_jetmoe.h"
+#include "formats/model_files.h"
+#include "model/model.h"
+#include "model/weights.h"
+#include "runtime/random_checkpoint.h"
+
+namespace jetmoe {
+namespace {
+
+using testing::TempDir;
+
+JetMoeConfig q4k_config() {
+  JetMoeConfig c;
+  c.vocab_size = 96;
+  c.hidden_size = 256;  // rows of the embedding, attention inputs, kv_proj and the MLP input: Q4_K
+  c.num_layers = 2;
+  c.num_experts = 4;
+  c.top_k = 2;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;           // attention outputs read rows of 128: Q8_0
+  c.intermediate_size = 128;  // MLP outputs read rows of 128: Q8_0
+  c.max_position_embeddings = 64;
+  c.initializer_range = 0.02;
+  c.tie_word_embeddings = false;
+  c.torch_dtype = DType::F32;
+  return c;
+}
+
+std::vector<std::string> param_names(const JetMoeConfig& config) {
+  std::vector<std::string> names;
+  for (const ParamSpec& spec : param_specs(config)) names.push_back(spec.name);
+  return names;
+}
+
+std::string make_checkpoint(const TempDir& dir) {
+  RandomCheckpointOptions options;
+  options.seed = 21;
+  options.dtype = DType::F32;
+  write_random_checkpoint(q4k_config(), dir.file("ckpt"), options);
+  return dir.file("ckpt");
+}
+
+std::string export_q4k(const std::string& model_dir, const std::string& path, int threads = 2) {
+  const ModelFiles model = open_model_files(model_dir);
+  ThreadPool pool(threads);
+  GgufExportOptions options;
+  options.type = DType::Q4_K;
+  options.name = "q4k";
+  const auto plan = plan_gguf_export(model.config, model.store, param_names(model.config), DType::Q4_K);
+  write_gguf_export(path, model.config, model.store, plan, options, pool);
+  return path;
+}
+
+// The documented table (docs/gguf.md) for this config, by HF name.
+DType expected_dtype(const std::string& name) {
+  const TensorRole role = tensor_role(name);
+  if (role == TensorRole::kNorm || role == TensorRole::kBias || role == TensorRole::kRouter) return DType::F32;
+  if (role == TensorRole::kHead) return DType::Q8_0;
+  if (name.ends_with("experts.output_linear.weight") || name.ends_with("mlp.output_linear.weight")) return DType::Q8_0;
+  return DType::Q4_K;  // embedding, attention inputs, kv_proj, MLP input: rows of 256
+}
+
+TEST(GgufQ4k, EveryTensorIsStoredAsTheTableSaysByteForByte) {
+  TempDir dir;
+  const std::string model_dir = make_checkpoint(dir);
+  const ModelFiles original = open_model_files(model_dir);
+  const ModelFiles gguf = open_model_files(export_q4k(model_dir, dir.file("q4k.gguf")));
+  EXPECT_NO_THROW(bind_weights(gguf.config, gguf.store));
+  int q4k_tensors = 0;
+  for (const std::string& name : param_names(original.config)) {
+    const TensorView& src = original.store.get(name);
+    const TensorView& got = gguf.store.get(name);
+    ASSERT_EQ(got.dtype, expected_dtype(name)) << name;
+    ASSERT_EQ(got.shape, src.shape) << name;
+    q4k_tensors += got.dtype == DType::Q4_K;
+    std::vector<unsigned char> want(dtype_bytes(got.dtype, src.numel()));
+    from_f32(got.dtype, static_cast<const float*>(src.data), want.data(), size_t(src.numel()));
+    ASSERT_EQ(got.nbytes(), want.size()) << name;
+    EXPECT_EQ(std::memcmp(got.data, want.data(), want.size()), 0) << name;
+  }
+  EXPECT_EQ(q4k_tensors, 1 + 2 * 3);  // the embedding; per layer attention inputs, kv_proj, MLP input
+}
+
+TEST(GgufQ4k, FileTypeIsQ4_K_S) {
+  TempDir dir;
+  const GgufFile file(export_q4k(make_checkpoint(dir), dir.file("q4k.gguf")));
+  EXPECT_EQ(file.find("general.file_type")->as_int(), 14);  // llama.cpp's MOSTLY_Q4_K_S
+  EXPECT_EQ(file.find("general.quantization_version")->as_int(), 2);
+  for (const GgufTensor& t : file.tensors()) {
+    EXPECT_EQ((file.data_offset() + t.offset) % 32, 0u) << t.name;
+    if (t.view.dtype == DType::Q4_K) {
+      EXPECT_EQ(t.ggml_type, 12u) << t.name;
+    }
+  }
+}
+
+TEST(GgufQ4k, ConversionDoesNotDependOnTheThreadCount) {
+  TempDir dir;
+  const std::string model_dir = make_checkpoint(dir);
+  EXPECT_EQ(testing::read_bytes(export_q4k(model_dir, dir.file("a.gguf"), 1)),
+            testing::read_bytes(export_q4k(model_dir, dir.file("b.gguf"), 3)));
+}
+
+FloatTensor run_logits(ModelFiles files, const std::vector<int32_t>& ids) {
+  const Model model(files.config, std::move(files.store));
+  ThreadPool pool(2);
+  KvCache cache = model.make_cache(int64_t(ids.size()));
+  FloatTensor logits;
+  model.forward(ids, cache, logits, pool, LogitsMode::All);
+  return logits;
+}
+
+// The Q4_K file runs its dequantized weights: its logits are those of a float32 model holding
+// exactly the values its blocks decode to, up to the 8-bit rounding of activations that the
+// quantized products apply. 10 tokens: both the decoding (gemv) and prefill (gemm) kernels run.
+TEST(GgufQ4k, TheModelRunsItsDequantizedWeights) {
+  TempDir dir;
+  ModelFiles gguf = open_model_files(export_q4k(make_checkpoint(dir), dir.file("q4k.gguf")));
+  std::vector<std::vector<float>> values;
+  std::vector<NamedTensor> dequantized;
+  for (const std::string& name : gguf.store.names()) {
+    const TensorView& view = gguf.store.get(name);
+    values.emplace_back(size_t(view.numel()));
+    to_f32(view.dtype, view.data, values.back().data(), values.back().size());
+  }
+  size_t i = 0;
+  for (const std::string& name : gguf.store.names())
+    dequantized.push_back({name, TensorView{DType::F32, gguf.store.get(name).shape, values[i++].data()}});
+
+  for (const std::vector<int32_t>& ids : {std::vector<int32_t>{5, 17, 33, 90, 2, 64, 1, 40, 41, 42}, {7, 8}}) {
+    const FloatTensor got = run_logits(open_model_files(dir.file("q4k.gguf")), ids);
+    ModelFiles ref_files{"dequantized", false, gguf.config, TensorStore::from_views(dequantized, "dequantized")};
+    const FloatTensor expected = run_logits(std::move(ref_files), ids);
+    ASSERT_EQ(got.shape, expected.shape);
+    double sum_sq = 0, max_diff = 0;
+    for (size_t k = 0; k < got.values.size(); ++k) {
+      sum_sq += double(expected.values[k]) * expected.values[k];
+      max_diff = std::max(max_diff, std::fabs(double(got.values[k]) - expected.values[k]));
+    }
+    const double rms = std::sqrt(sum_sq / double(got.values.size()));
+    // The bound of gguf_jetmoe_test's Q8_0 / Q4_0 check (activations rounded to 8-bit blocks,
+    // relative error up to 2^-8 per value, through every layer); a wrong nibble, sub-block or
+    // min is off by the size of the logits.
+    EXPECT_LE(max_diff, 0.06 * rms) << ids.size() << " tokens: logits RMS " << rms;
+  }
+}
+
+}  // namespace
+}  // namespace jetmoe

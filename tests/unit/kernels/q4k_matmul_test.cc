@@ -1,0 +1,248 @@
+// Products with Q4_K weights (ops::matmul_xwT, ops::matmul_xwT_grouped, ops::load_row) on every
+// ISA level of this machine against the oracles of kernels/ref:
+//  - kernels::matmul_xwT_q8, the same numerics written plainly (8-bit activations, integer
+//    sub-block sums, the min term from the activation block sums): equal up to fp32 rounding, and
+//    bit for bit on data where every fp32 step is exact;
+//  - the fp32 product with the dequantized weights (kernels::matmul_xwT), within the bound that
+//    the activations' rounding sets (quantized_ops.h);
+// over odd sizes: 1 .. 130 rows (both sides of the gemv / gemm switch, partial register tiles),
+// odd output counts (partial panels), 1 to 9 super-blocks (partial packed panels of 2).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/parallel.h"
+#include "core/q4_k.h"
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/ops.h"
+#include "kernels/ref/ops.h"
+#include "kernels/ref/quantized_ops.h"
+#include "kernel_test_util.h"
+
+namespace jetmoe {
+namespace {
+
+using test::Isa;
+
+// A Q4_K [out, in] weight one byte past an aligned allocation (GGUF only aligns tensors, and a
+// super-block is 144 bytes: the kernels must not assume more than byte alignment).
+struct Q4kWeight {
+  std::vector<uint8_t> storage;
+  TensorView view;
+  Q4kWeight(std::vector<int64_t> shape, const std::vector<uint8_t>& bytes) {
+    storage.resize(bytes.size() + 1);
+    std::copy(bytes.begin(), bytes.end(), storage.begin() + 1);
+    view = TensorView{DType::Q4_K, std::move(shape), storage.data() + 1};
+  }
+};
+
+// Weights quantized by core from normal random values (std 0.02 with some larger ones).
+Q4kWeight random_weight(int64_t out, int64_t in, uint32_t seed) {
+  std::vector<float> w = test::random_floats(size_t(out * in), seed, 0.02f);
+  for (size_t i = 0; i < w.size(); i += 37) w[i] *= 8.0f;
+  std::vector<uint8_t> bytes(dtype_bytes(DType::Q4_K, out * in));
+  from_f32(DType::Q4_K, w.data(), bytes.data(), w.size());
+  return Q4kWeight({out, in}, bytes);
+}
+
+// sum_b |d dx_b| sc_b sum_j w_j |q_j| + |dmin dx_b| m_b |s_b|: the magnitude every evaluation
+// order of row o's output sums over.
+double magnitude(const TensorView& W, int64_t o, const int8_t* q, const float* x_scale) {
+  double mag = 0.0;
+  for (int64_t b = 0; b < W.shape[1] / kQuantBlock; ++b) {
+    const kernels::Q4kSubBlock w = kernels::q4k_sub_block(W, o, b);
+    double dots = 0.0;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      dots += double(w.levels[j]) * std::abs(q[b * 32 + j]);
+      sum += q[b * 32 + j];
+    }
+    mag += std::fabs(double(w.d) * x_scale[b]) * w.sc * dots +
+           std::fabs(double(w.dmin) * x_scale[b]) * w.m * std::abs(sum);
+  }
+  return mag;
+}
+
+// Bound on the fp32 rounding between two evaluations: each side splits a sub-block's dot product
+// into up to 8 lanes and rounds at most 4 products per lane (d sc, times dx, times the lane;
+// the min term likewise) before summing 8 lanes per sub-block: gamma_{8 blocks + 16}, either side.
+double rounding_bound(const TensorView& W, int64_t o, const int8_t* q, const float* x_scale) {
+  const int64_t blocks = W.shape[1] / kQuantBlock;
+  return 2.0 * test::gamma_n(8 * blocks + 16) * magnitude(W, o, q, x_scale);
+}
+
+struct Failures {
+  int count = 0;
+  bool add() { return ++count <= 3; }
+};
+
+// y [T, out] (rows y_stride apart) against both oracles; columns past `out` must stay NaN.
+void expect_matches_oracles(const float* y, int64_t y_stride, const std::vector<float>& x, int64_t x_stride, int64_t T,
+                            const TensorView& W, const std::string& what) {
+  const int64_t out = W.shape[0], in = W.shape[1], blocks = in / kQuantBlock;
+  std::vector<float> same(size_t(T * out));
+  kernels::matmul_xwT_q8(x.data(), x_stride, T, W, same.data(), out);
+  std::vector<int8_t> q(static_cast<size_t>(in));
+  std::vector<float> x_scale(static_cast<size_t>(blocks)), w(static_cast<size_t>(in));
+  Failures failures;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xt = x.data() + t * x_stride;
+    kernels::quantize_row_q8(xt, in, q.data(), x_scale.data());
+    for (int64_t o = 0; o < out; ++o) {
+      const double got = y[t * y_stride + o], want = same[size_t(t * out + o)];
+      const double tol = rounding_bound(W, o, q.data(), x_scale.data());
+      if (!(std::fabs(got - want) <= tol) && failures.add())
+        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", oracle " << want << ", tolerance "
+                      << tol;
+      // Against the exact product with the dequantized weights: activation rounding
+      // |x - d q| <= d (1/2 + 2^-12) (quantized_ops.h); the dequantized weights themselves are
+      // two fp32 roundings (d sc times q, minus dmin m) from the values the kernels use.
+      kernels::load_row(W, o, w.data());
+      double exact = 0.0, act_bound = 0.0, abs_sum = 0.0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        double w_abs = 0.0;
+        for (int64_t j = b * 32; j < b * 32 + 32; ++j) {
+          exact += double(xt[j]) * w[size_t(j)];
+          abs_sum += std::fabs(double(xt[j]) * w[size_t(j)]);
+          w_abs += std::fabs(w[size_t(j)]);
+        }
+        act_bound += double(x_scale[size_t(b)]) * (0.5 + std::ldexp(1.0, -12)) * w_abs;
+      }
+      const double weight_rounding = 2.0 * test::gamma_n(3) * magnitude(W, o, q.data(), x_scale.data());
+      const double bound = act_bound + tol + weight_rounding + test::gamma_n(in) * abs_sum;
+      if (!(std::fabs(got - exact) <= bound) && failures.add())
+        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", exact " << exact << ", bound "
+                      << bound;
+    }
+    for (int64_t c = out; c < y_stride; ++c)
+      if (!std::isnan(y[t * y_stride + c]) && failures.add()) ADD_FAILURE() << what << ": wrote past column " << out;
+  }
+  EXPECT_EQ(failures.count, 0) << what;
+}
+
+void check_one(Isa isa, int64_t T, int64_t in, int64_t out, ThreadPool& pool) {
+  const uint32_t seed = uint32_t(T * 7919 + in * 104729 + out * 31);
+  const Q4kWeight W = random_weight(out, in, seed);
+  const int64_t x_stride = in + 3, y_stride = out + 2;
+  std::vector<float> x_buffer = test::random_floats(size_t(T * x_stride + 1), seed + 1);
+  const std::vector<float> x(x_buffer.begin() + 1, x_buffer.end());
+  std::vector<float> y(size_t(T * y_stride + 1), std::numeric_limits<float>::quiet_NaN());
+  ops::matmul_xwT(x_buffer.data() + 1, x_stride, T, W.view, y.data() + 1, y_stride, pool, {ops::Activations::F32, isa});
+  expect_matches_oracles(y.data() + 1, y_stride, x, x_stride, T, W.view,
+                         str_cat(kernels::cpu::isa_name(isa), " Q4_K T=", T, " in=", in, " out=", out));
+}
+
+class Q4kMatmulTest : public testing::TestWithParam<Isa> {};
+
+TEST_P(Q4kMatmulTest, MatchesOraclesOverOddShapes) {
+  ThreadPool pool(2);
+  for (int64_t T : {1, 2, 3, 4, 5, 7, 33, 130})
+    for (int64_t in : {256, 768, 2304})  // super-blocks: 1, 3 (a packed panel and a half), 9
+      for (int64_t out : {1, 5, 33, 67}) check_one(GetParam(), T, in, out, pool);
+}
+
+TEST_P(Q4kMatmulTest, ManyRowsOnOneThread) {
+  ThreadPool pool(1);
+  check_one(GetParam(), 40, 1280, 200, pool);
+}
+
+// Data on which every fp32 step of every evaluation order is exact: activations are integers with
+// a +-127 in each block (activation scale 1, levels = values), d and dmin +-1 or +-1/2 (signs a
+// foreign file may hold), random 6-bit sc / m and levels, and small enough magnitudes (checked)
+// that every lane, product and partial sum is a multiple of 1/2 below 2^22. Any kernel must then
+// equal the oracle bit for bit: a wrong nibble, sub-block, scale or min cannot hide in a tolerance.
+TEST_P(Q4kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
+  ThreadPool pool(2);
+  std::mt19937 gen(5);
+  std::uniform_int_distribution<int> small(-3, 3), six_bits(0, 63), byte(0, 255), coin(0, 1);
+  const uint16_t halves[4] = {0x3c00, 0x3800, 0xbc00, 0xb800};  // f16 1, 1/2, -1, -1/2
+  for (int64_t T : {1, 3, 4, 7, 33}) {
+    const int64_t in = 512, out = 45, blocks = in / 32;
+    std::vector<uint8_t> bytes(dtype_bytes(DType::Q4_K, out * in));
+    for (size_t sb = 0; sb < bytes.size() / kQ4kBytes; ++sb) {
+      uint8_t* block = bytes.data() + sb * kQ4kBytes;
+      std::memcpy(block, &halves[byte(gen) % 4], 2);
+      std::memcpy(block + 2, &halves[byte(gen) % 4], 2);
+      Q4kScales s;
+      for (int k = 0; k < 8; ++k) s.sc[k] = uint8_t(six_bits(gen)), s.m[k] = uint8_t(six_bits(gen));
+      pack_q4k_scales(s, block + kQ4kScalesAt);
+      for (size_t i = kQ4kLevelsAt; i < kQ4kBytes; ++i) block[i] = uint8_t(byte(gen));
+    }
+    const Q4kWeight W({out, in}, bytes);
+    std::vector<float> x(size_t(T * in));
+    for (int64_t i = 0; i < T * in; ++i) x[size_t(i)] = float(small(gen));
+    for (int64_t r = 0; r < T * blocks; ++r) x[size_t(r * 32 + r % 32)] = coin(gen) ? 127.0f : -127.0f;
+    std::vector<int8_t> q(static_cast<size_t>(in));
+    std::vector<float> x_scale(static_cast<size_t>(blocks));
+    for (int64_t t = 0; t < T; ++t) {
+      kernels::quantize_row_q8(x.data() + t * in, in, q.data(), x_scale.data());
+      for (int64_t o = 0; o < out; ++o) ASSERT_LT(magnitude(W.view, o, q.data(), x_scale.data()), std::ldexp(1.0, 22));
+    }
+    std::vector<float> want(size_t(T * out)), got(size_t(T * out));
+    kernels::matmul_xwT_q8(x.data(), in, T, W.view, want.data(), out);
+    ops::matmul_xwT(x.data(), in, T, W.view, got.data(), out, pool, {ops::Activations::F32, GetParam()});
+    int failures = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (got[i] != want[i] && ++failures <= 3)
+        ADD_FAILURE() << "T=" << T << " y[" << i << "] = " << got[i] << ", oracle " << want[i];
+  }
+}
+
+// The MoE path: an [E, out, in] Q4_K stack sliced per expert, jobs of uneven sizes.
+TEST_P(Q4kMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
+  const int64_t E = 5, out = 45, in = 512;
+  const Q4kWeight stacked = random_weight(E * out, in, 77);
+  const TensorView experts{DType::Q4_K, {E, out, in}, stacked.view.data};
+  const int64_t rows[E] = {0, 1, 4, 5, 37};
+  std::vector<std::vector<float>> xs, ys;
+  for (int64_t e = 0; e < E; ++e) {
+    xs.push_back(test::random_floats(size_t(rows[e] * in), uint32_t(100 + e)));
+    ys.emplace_back(size_t(rows[e] * (out + 1)), std::numeric_limits<float>::quiet_NaN());
+  }
+  std::vector<ops::MatmulJob> jobs;
+  for (int64_t e = 0; e < E; ++e)
+    jobs.push_back({xs[size_t(e)].data(), in, rows[e], experts.slice0(e), ys[size_t(e)].data(), out + 1});
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    for (auto& y : ys) std::fill(y.begin(), y.end(), std::numeric_limits<float>::quiet_NaN());
+    ops::matmul_xwT_grouped(jobs, pool, {ops::Activations::F32, GetParam()});
+    for (int64_t e = 0; e < E; ++e)
+      expect_matches_oracles(ys[size_t(e)].data(), out + 1, xs[size_t(e)], in, rows[e], experts.slice0(e),
+                             str_cat("expert ", e, " threads ", threads));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryIsa, Q4kMatmulTest, testing::ValuesIn(kernels::cpu::runnable_isas()), test::isa_label);
+
+// Embedding rows of a Q4_K table: row r is super-blocks r * in / 256 .. of the data, each value
+// (d sc) q - dmin m of its sub-block.
+TEST(Q4kLoadRow, DequantizesTheRowsSubBlocks) {
+  const int64_t rows = 7, in = 512;
+  const Q4kWeight W = random_weight(rows, in, 9);
+  for (int64_t r : {0, 3, 6}) {
+    std::vector<float> got(static_cast<size_t>(in)), want(static_cast<size_t>(in));
+    ops::load_row(W.view, r, got.data());
+    for (int64_t b = 0; b < in / 32; ++b) {
+      const kernels::Q4kSubBlock w = kernels::q4k_sub_block(W.view, r, b);
+      for (int j = 0; j < 32; ++j)
+        want[size_t(b * 32 + j)] = (w.d * float(w.sc)) * float(w.levels[j]) - w.dmin * float(w.m);
+    }
+    EXPECT_EQ(got, want) << "row " << r;
+  }
+}
+
+TEST(Q4kMatmul, RowsThatAreNotWholeSuperBlocksAreAnError) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> bytes(4096);
+  const TensorView W{DType::Q4_K, {2, 288}, bytes.data()};  // whole blocks of 32, not of 256
+  std::vector<float> x(288), y(2);
+  EXPECT_THROW(ops::matmul_xwT(x.data(), 288, 1, W, y.data(), 2, pool), Error);
+  EXPECT_THROW(kernels::matmul_xwT(x.data(), 288, 1, W, y.data(), 2, pool), Error);
+  EXPECT_THROW(kernels::matmul_xwT_q8(x.data(), 288, 1, W, y.data(), 2), Error);
+}
+
+}  // namespace
+}  // namespace jetmoe
