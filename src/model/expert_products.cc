@@ -20,8 +20,8 @@ void expert_matmul(const Routing& r, const float* in, int64_t in_stride, bool pe
   // Rows of every assignment in by_expert order: expert e's block starts at offsets[e].
   ExpertProductScratch local;
   ExpertProductScratch& buffers = scratch ? *scratch : local;
-  float* gathered = scratch_floats(buffers.gathered, size_t(total * in_dim));
-  float* produced = scratch_floats(buffers.produced, size_t(total * out_dim));
+  float* gathered = scratch_floats(buffers.gathered, total * in_dim);
+  float* produced = scratch_floats(buffers.produced, total * out_dim);
   for_rows([&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t a = r.by_expert[size_t(i)];

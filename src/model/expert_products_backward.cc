@@ -37,11 +37,6 @@ BackwardWeight::BackwardWeight(const TensorView& w) : view_(w) {
   }
 }
 
-float* scratch_floats(std::vector<float>& v, int64_t n) {
-  if (int64_t(v.size()) < n) v.resize(size_t(n));
-  return v.data();
-}
-
 std::vector<const float*> stacked_rows(const BatchRows& rows, std::span<const float* const> per_sequence, int64_t width,
                                        int64_t rows_per_token) {
   JM_CHECK(int64_t(per_sequence.size()) == rows.sequences());
@@ -122,6 +117,24 @@ void add_expert_products(const BatchRouting& r, const TensorView& W, const float
                                             dW + e * out_dim * in_dim));
     products.push_back(ops::input_gradient(dout_e, out_dim, n, W.slice0(e), din + first * in_dim, in_dim));
   }
+}
+
+MixtureOutputGrads mixture_output_backward(const BatchRows& rows, const BatchRouting& r,
+                                           std::span<const float* const> expert_out, std::span<const float* const> h,
+                                           const float* dy, const float* aux_grad, int64_t d, float* dbias,
+                                           BackwardScratch& s, ThreadPool& pool) {
+  const int64_t N = rows.tokens(), NK = r.assignments();
+  kernels::add_bias_backward(dy, N, d, dbias);
+  float* dexpert_out = scratch_floats(s.expert_dout, NK * d);
+  float* dgate = scratch_floats(s.dgate, NK);
+  combine_gated_backward(r, stacked_rows(rows, expert_out, d, r.top_k), dy, d, dexpert_out, dgate, pool);
+  // The router's logits: gates (softmax over the chosen k) and auxiliary losses.
+  float* dlogits = scratch_floats(s.router_dlogits, N * r.num_experts);
+  router_logits_backward(r, dgate, aux_grad, dlogits);
+  float* h_stacked = scratch_floats(s.stacked_in, N * d);
+  for (int64_t b = 0; b < rows.sequences(); ++b)
+    std::copy(h[size_t(b)], h[size_t(b)] + rows.length(b) * d, h_stacked + rows.first[size_t(b)] * d);
+  return {dexpert_out, dlogits, h_stacked};
 }
 
 void router_logits_backward(const BatchRouting& r, const float* dgate, const float* aux_grad, float* dlogits) {

@@ -1,9 +1,10 @@
-// Buffers one forward pass reuses from layer to layer. Prefill's per-layer activations are tens
+// Buffers one forward pass reuses from layer to layer (the backward's grow-only buffers,
+// sublayer_backward.h, use scratch_floats too). Prefill's per-layer activations are tens
 // of megabytes (the MoE's up-projection alone is T x k x 2F floats); allocating them per layer
 // costs page faults and zeroing on the calling thread while the pool's other threads wait.
 #pragma once
 
-#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace jetmoe {
@@ -20,8 +21,8 @@ struct ForwardScratch {
 
 // v's storage for n floats, contents unspecified: grows when too small, never shrinks, so a
 // buffer reused at the same size is neither reallocated nor zeroed.
-inline float* scratch_floats(std::vector<float>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
+inline float* scratch_floats(std::vector<float>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
   return v.data();
 }
 

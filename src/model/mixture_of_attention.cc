@@ -19,14 +19,14 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
   Routing routing = route(h, T, w.attn_router, k, pool);
 
   // Shared K/V, computed once per token: rows 0..HD-1 of kv_proj give K, the rest V (P8).
-  const float* kv = scratch_floats(scratch.kv, size_t(T * 2 * HD));
+  const float* kv = scratch_floats(scratch.kv, T * 2 * HD);
   ops::matmul_xwT(h, d, T, w.kv_proj, scratch.kv.data(), 2 * HD, pool, matmul);
   // Queries of the expert chosen in each slot; the k * H query heads of a token are contiguous.
-  float* q = scratch_floats(scratch.q, size_t(T * k * HD));
+  float* q = scratch_floats(scratch.q, T * k * HD);
   expert_matmul(routing, h, d, /*per_assignment=*/false, w.attn_q, q, pool, matmul, &scratch.experts);
 
   // Per segment: K/V into its cache, RoPE at its own positions, attention over its own cache.
-  float* heads = scratch_floats(scratch.heads, size_t(T * k * HD));
+  float* heads = scratch_floats(scratch.heads, T * k * HD);
   int64_t first = 0;  // the segment's first row in the stack
   for (const AttentionSegment& s : segments) {
     const int64_t start = s.cache->length();
@@ -47,7 +47,7 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
   }
 
   // Each slot's heads go through the output projection of the same expert as its query (P3).
-  float* projected = scratch_floats(scratch.projected, size_t(T * k * d));
+  float* projected = scratch_floats(scratch.projected, T * k * d);
   expert_matmul(routing, heads, HD, /*per_assignment=*/true, w.attn_o, projected, pool, matmul, &scratch.experts);
   combine_gated(routing, projected, d, w.attn_bias, y, pool);
   if (tape) {

@@ -13,11 +13,11 @@ Routing mixture_of_experts(const LayerWeights& w, const JetMoeConfig& c, const f
   const int64_t d = c.hidden_size, F = c.intermediate_size, k = c.top_k;
   Routing routing = route(h, T, w.mlp_router, k, pool);
 
-  float* up = scratch_floats(scratch.up, size_t(T * k * 2 * F));  // [T*k, 2F] per assignment
+  float* up = scratch_floats(scratch.up, T * k * 2 * F);  // [T*k, 2F] per assignment
   expert_matmul(routing, h, d, /*per_assignment=*/false, w.mlp_in, up, pool, matmul, &scratch.experts);
-  float* act = scratch_floats(scratch.act, size_t(T * k * F));     // [T*k, F]
+  float* act = scratch_floats(scratch.act, T * k * F);     // [T*k, F]
   ops::silu_glu(up, T * k, F, act, pool);
-  float* down = scratch_floats(scratch.down, size_t(T * k * d));   // [T*k, d]
+  float* down = scratch_floats(scratch.down, T * k * d);   // [T*k, d]
   expert_matmul(routing, act, F, /*per_assignment=*/true, w.mlp_out, down, pool, matmul, &scratch.experts);
 
   combine_gated(routing, down, d, w.mlp_bias, y, pool);  // the bias once, after the gated sum (P7)

@@ -47,17 +47,10 @@ void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c,
   const int64_t NK = r.assignments();
 
   // y = sum_s gate_s * projected_s + bias
-  kernels::add_bias_backward(dy, N, d, g.attn_bias);
-  float* dprojected = scratch_floats(s.expert_dout, NK * d);
-  float* dgate = scratch_floats(s.dgate, NK);
-  combine_gated_backward(r, stacked_rows(rows, projected, d, k), dy, d, dprojected, dgate, pool);
-
-  // The router's logits: gates (softmax over the chosen k) and auxiliary losses.
-  float* dlogits = scratch_floats(s.router_dlogits, N * E);
-  router_logits_backward(r, dgate, router_grad, dlogits);
-  float* h_stacked = scratch_floats(s.stacked_in, N * d);
-  for (int64_t b = 0; b < B; ++b)
-    std::copy(h[size_t(b)], h[size_t(b)] + rows.length(b) * d, h_stacked + rows.first[size_t(b)] * d);
+  const MixtureOutputGrads out = mixture_output_backward(rows, r, projected, h, dy, router_grad, d, g.attn_bias, s, pool);
+  const float* dprojected = out.dexpert_out;
+  const float* dlogits = out.dlogits;
+  const float* h_stacked = out.h_stacked;
   const BackwardWeight router(w.attn_router);
   float* dh_router = scratch_floats(s.dh_router, N * d);
 

@@ -15,6 +15,7 @@
 #include "core/tensor.h"
 #include "kernels/backward_products.h"
 #include "kernels/ref/ops.h"
+#include "model/forward_scratch.h"
 #include "model/gradients.h"
 #include "model/router.h"
 #include "model/tape.h"
@@ -98,8 +99,6 @@ struct BackwardScratch {
   std::vector<float> dkv;             // [N, 2*HD] (MoA)
 };
 
-// Returns v's data with room for n floats (contents unspecified).
-float* scratch_floats(std::vector<float>& v, int64_t n);
 
 // dout rows of every assignment in expert order: expert_dout[i] = gate[A] * dy[A / k] for
 // A = by_expert[i], and dgate[A] = dy[A / k] · rows[A] (rows: the combined expert outputs).
@@ -119,6 +118,21 @@ void add_expert_products(const BatchRouting& r, const TensorView& W, const float
 // The router's logit gradient: dlogits [N, E] = aux_grad (may be null) + softmax backward of the
 // gates (dgate [N*k], stacked assignment order) into the chosen logits.
 void router_logits_backward(const BatchRouting& r, const float* dgate, const float* aux_grad, float* dlogits);
+
+// The first steps of a mixture's backward, the same for attention and MLP experts, for
+// y = sum_s gate_s * expert_out_s + bias over the stacked batch: dbias accumulates; the output
+// gradient of every assignment, in expert order, goes to scratch.expert_dout [N*k, d]; the
+// router logits' gradient (aux_grad may be null) to scratch.router_dlogits [N, E]; the sublayer
+// input h, stacked, to scratch.stacked_in [N, d] (the dense products' x).
+struct MixtureOutputGrads {
+  float* dexpert_out;
+  const float* dlogits;
+  const float* h_stacked;
+};
+MixtureOutputGrads mixture_output_backward(const BatchRows& rows, const BatchRouting& r,
+                                           std::span<const float* const> expert_out, std::span<const float* const> h,
+                                           const float* dy, const float* aux_grad, int64_t d, float* dbias,
+                                           BackwardScratch& scratch, ThreadPool& pool);
 
 // dh[row] (assigned) = base[0][row] + base[1][row] + ... + the din rows of the row's k
 // assignments, slot by slot (expert_dh in expert order, d floats per row).
