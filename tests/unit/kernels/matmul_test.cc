@@ -140,6 +140,30 @@ TEST_P(MatmulTest, GroupedJobsOfUnevenSizesMatchTheOracleOneByOne) {
   }
 }
 
+TEST_P(MatmulTest, DecodingCallsOfMegabytesAreCutIntoTilesThatCoverEveryRow) {
+  // 2 x 1.2 MB of F32 weights: tiles of ~150 KB (36 rows), the last one of each job shorter.
+  const int64_t E = 2, out = 301, in = 1000;
+  const Weight stacked(DType::F32, E * out, in, 91);
+  const TensorView experts{DType::F32, {E, out, in}, stacked.view.data};
+  for (int64_t T : {1, 3}) {
+    const std::vector<float> x = test::random_floats(size_t(E * T * in), uint32_t(T));
+    std::vector<float> y(size_t(E * T * out), std::numeric_limits<float>::quiet_NaN());
+    std::vector<ops::MatmulJob> jobs;
+    for (int64_t e = 0; e < E; ++e)
+      jobs.push_back({x.data() + e * T * in, in, T, experts.slice0(e), y.data() + e * T * out, out});
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      std::fill(y.begin(), y.end(), std::numeric_limits<float>::quiet_NaN());
+      ops::matmul_xwT_grouped(jobs, pool, {ops::Activations::F32, GetParam()});
+      for (int64_t e = 0; e < E; ++e) {
+        const std::vector<float> x_e(x.begin() + e * T * in, x.begin() + (e + 1) * T * in);
+        expect_matches_oracle(y.data() + e * T * out, out, x_e, in, T, experts.slice0(e), pool,
+                              str_cat("T=", T, " expert ", e, " threads ", threads));
+      }
+    }
+  }
+}
+
 TEST_P(MatmulTest, ZeroRowsWriteNothing) {
   ThreadPool pool(2);
   const Weight W(DType::F32, 4, 4, 1);
