@@ -1,12 +1,10 @@
 // Backward of causal attention for one head (kernels/attention_backward.h), one query row at a
-// time, written once over the `Simd` of the including file (attention_backward.cc). Keys and
+// time, written once over the `Simd` of the including file (isa_<level>.cc). Keys and
 // values are first transposed ([head_dim][positions], zero-padded) so that the scores q · k_p
 // and dP_p = dout · v_p of a row are vectors over positions; the gradients are then vectors over
 // the head dimension: dq accumulates in registers, dK and dV rows are updated in place.
-// Included inside its namespace and target pragma; no includes here.
+// Included by each isa_<level>.cc after matmul-inl.h (V, N); no includes here.
 
-using V = Simd::V;
-constexpr int N = Simd::N;
 // Positions per step of the score loop (two vectors: independent accumulator chains).
 constexpr int64_t kScoreStep = 2 * N;
 // Head-dimension vectors dq keeps in registers at once.

@@ -1,17 +1,13 @@
 // The two products of a linear layer's backward, written once over the `Simd` of the including
-// file (backward_gemm.cc). Both read their second operand B as it is stored, row-major [K, N] —
+// file (isa_<level>.cc). Both read their second operand B as it is stored, row-major [K, N] —
 // a weight [out, in] for dx = dy · W, activation rows [T, in] for dW += dy^T · x — so nothing is
 // transposed: a panel of B (a block of rows x kNr columns) is copied (BF16 / F16 weights converted) into
 // contiguous fp32, then a register tile of kMr rows x kNr columns accumulates outer products of
 // one broadcast A element and one panel row, as the forward gemm does (matmul-inl.h).
 // The sum of every C element runs over k in increasing order, block after block, whatever the
 // tiling or the threads: results do not depend on how the work is shared.
-// Included inside its namespace and target pragma; no includes here.
+// Included by each isa_<level>.cc after matmul-inl.h (V, N, kMr, kNr); no includes here.
 
-using V = Simd::V;
-constexpr int N = Simd::N;
-constexpr int kMr = Simd::kMr;
-constexpr int kNr = Simd::kNv * Simd::N;
 static_assert(kBackwardInputCols % kNr == 0 && kBackwardWeightCols % kNr == 0, "column blocks are whole panels");
 
 // C[0:MR, 0:n] (+)= A · panel over K steps, n <= kNr. A element (r, k) is A[k * lda + r] when

@@ -1,7 +1,7 @@
 // Backward products: every product is cut into blocks of up to kRowBlock rows x
-// kBackwardGemmBlockCols columns of its output, and the pool threads take blocks from one shared
+// kBackwardInputCols or kBackwardWeightCols columns of its output, and the pool threads take blocks from one shared
 // counter, so a pass of uneven products (experts with different token counts) ends together.
-// Each block runs on the per-ISA kernels of backward_gemm-inl.h. A block owns its output
+// Each block runs on the kernel table's backward kernels (backward_gemm-inl.h). A block owns its output
 // elements and sums over k in order, so neither the cut nor the threads change a result bit.
 #include "kernels/backward_products.h"
 
@@ -9,13 +9,13 @@
 #include <atomic>
 
 #include "core/error.h"
-#include "kernels/cpu/backward_gemm.h"
+#include "kernels/cpu/kernel_table.h"
 #include "kernels/ops.h"
 
 namespace jetmoe::ops {
 namespace {
 
-using kernels::cpu::BackwardGemmKernels;
+using kernels::cpu::KernelTable;
 using kernels::cpu::kBackwardInputCols;
 using kernels::cpu::kBackwardWeightCols;
 
@@ -23,13 +23,6 @@ using kernels::cpu::kBackwardWeightCols;
 // block's A (192 x 256) and C (192 x 128) stay in L2 while it runs.
 constexpr int64_t kRowBlock = 192;
 constexpr int64_t kTile = 32;
-
-const BackwardGemmKernels& kernels_for(kernels::cpu::Isa isa) {
-  if (isa > kernels::cpu::hardware_isa())
-    fail("this CPU cannot run the ", kernels::cpu::isa_name(isa), " kernels (it has ",
-         kernels::cpu::isa_name(kernels::cpu::hardware_isa()), ")");
-  return kernels::cpu::backward_gemm_kernels(isa);
-}
 
 // Scratch of the calling thread, kept across calls so that packing never faults in fresh pages.
 float* thread_scratch() {
@@ -120,11 +113,11 @@ BackwardProduct weight_gradient(const float* dy, int64_t ldy, const float* x, in
 }
 
 void backward_products(std::span<const BackwardProduct> products, ThreadPool& pool, kernels::cpu::Isa isa) {
-  const BackwardGemmKernels& kt = kernels_for(isa);
+  const KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
   // Weight gradients first pack their activations (B) whole, in panels, one item per column
   // block; packed[i] is product i's first panel.
   const auto padded_cols = [&](const BackwardProduct& p) {
-    return (p.n + kt.panel_cols - 1) / kt.panel_cols * kt.panel_cols;
+    return (p.n + kt.backward_panel_cols - 1) / kt.backward_panel_cols * kt.backward_panel_cols;
   };
   std::vector<float*> packed(products.size(), nullptr);
   {
@@ -147,7 +140,7 @@ void backward_products(std::span<const BackwardProduct> products, ThreadPool& po
     const auto [i, block] = packs.locate(item);
     const BackwardProduct& p = products[i];
     const int64_t c0 = block * kBackwardWeightCols, cols = std::min(kBackwardWeightCols, p.n - c0);
-    kt.pack_rows(static_cast<const float*>(p.b), p.ldb, p.k, c0, cols, packed[i] + c0 * p.k);
+    kt.backward_pack_rows(static_cast<const float*>(p.b), p.ldb, p.k, c0, cols, packed[i] + c0 * p.k);
   });
 
   // Then every block of every product, rows x columns.
@@ -159,10 +152,10 @@ void backward_products(std::span<const BackwardProduct> products, ThreadPool& po
     const int64_t m0 = (block / cols_blocks) * kRowBlock, c0 = (block % cols_blocks) * block_cols(p);
     const int64_t rows = std::min(kRowBlock, p.m - m0), cols = std::min(block_cols(p), p.n - c0);
     if (p.kind == BackwardProduct::Kind::Input)
-      kt.input_block(p.a + m0 * p.lda, p.lda, rows, p.k, p.b, p.b_dtype, p.ldb, c0, cols, p.c + m0 * p.ldc + c0, p.ldc,
+      kt.backward_input_block(p.a + m0 * p.lda, p.lda, rows, p.k, p.b, p.b_dtype, p.ldb, c0, cols, p.c + m0 * p.ldc + c0, p.ldc,
                      scratch);
     else
-      kt.weight_block(p.a + m0, p.lda, rows, p.k, packed[i] + c0 * p.k, cols, p.c + m0 * p.ldc + c0, p.ldc);
+      kt.backward_weight_block(p.a + m0, p.lda, rows, p.k, packed[i] + c0 * p.k, cols, p.c + m0 * p.ldc + c0, p.ldc);
   });
 }
 

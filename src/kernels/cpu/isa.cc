@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "core/error.h"
 #include "kernels/cpu/kernel_table.h"
 
 namespace jetmoe::kernels::cpu {
@@ -76,6 +77,12 @@ const KernelTable& kernel_table(Isa isa) {
     case Isa::Avx512Bf16: return avx512bf16_kernels();
   }
   return scalar_kernels();
+}
+
+const KernelTable& checked_kernel_table(Isa isa) {
+  if (isa > hardware_isa())
+    fail("this CPU cannot run the ", isa_name(isa), " kernels (it has ", isa_name(hardware_isa()), ")");
+  return kernel_table(isa);
 }
 
 }  // namespace jetmoe::kernels::cpu

@@ -14,6 +14,7 @@
 
 #include "core/dtype.h"
 #include "core/q4_k.h"
+#include "kernels/attention_backward.h"
 
 // Only code between push and pop may use these instructions; dispatch (ops.cc) calls into it
 // only after checking the CPU.
@@ -28,6 +29,8 @@ namespace jetmoe::kernels::cpu::avx2 {
 #include "kernels/cpu/matmul_q4k-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
+#include "kernels/cpu/backward_gemm-inl.h"
+#include "kernels/cpu/attention_backward-inl.h"
 #include "kernels/cpu/kernel_table-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx2
 #pragma GCC pop_options

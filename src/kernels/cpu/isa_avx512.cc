@@ -18,6 +18,7 @@
 
 #include "core/dtype.h"
 #include "core/q4_k.h"
+#include "kernels/attention_backward.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
@@ -30,6 +31,8 @@ namespace jetmoe::kernels::cpu::avx512 {
 #include "kernels/cpu/matmul_q4k-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
+#include "kernels/cpu/backward_gemm-inl.h"
+#include "kernels/cpu/attention_backward-inl.h"
 #include "kernels/cpu/kernel_table-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx512
 #pragma GCC pop_options

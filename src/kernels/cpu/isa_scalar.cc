@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "core/q4_k.h"
+#include "kernels/attention_backward.h"
 #include "kernels/cpu/kernel_table.h"
 
 namespace jetmoe::kernels::cpu::scalar {
@@ -22,6 +23,8 @@ namespace jetmoe::kernels::cpu::scalar {
 #include "kernels/cpu/matmul_q4k-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
+#include "kernels/cpu/backward_gemm-inl.h"
+#include "kernels/cpu/attention_backward-inl.h"
 #include "kernels/cpu/kernel_table-inl.h"
 }  // namespace jetmoe::kernels::cpu::scalar
 

@@ -8,6 +8,10 @@
 #include "core/dtype.h"
 #include "kernels/cpu/isa.h"
 
+namespace jetmoe::ops {
+struct AttentionBackwardHead;  // kernels/attention_backward.h
+}
+
 namespace jetmoe::kernels::cpu {
 
 // A row-major [rows, cols] weight matrix in its stored dtype: y = x · W^T reads rows of W.
@@ -58,6 +62,18 @@ constexpr int64_t kBf16TokenPanel = 32;
 // larger ones pack W into panels for a register-blocked product (prefill).
 constexpr int64_t kGemvMaxRows = 4;
 
+// Backward products (backward_gemm-inl.h). Input gradients (dx = dy · W) pack W a block at a
+// time, kBackwardInputDepth rows across kBackwardInputCols columns, into
+// kBackwardGemmScratchFloats of per-thread scratch (128 KB; measured best of 32x1024 .. 256x128
+// for 64 rows against MoE-sized weights). Weight gradients (dW += dy^T · x) cover
+// kBackwardWeightCols columns per call (best of 128 .. 512 for 32 to 128 rows of x),
+// kBackwardWeightDepth rows of x at a time.
+constexpr int64_t kBackwardInputDepth = 256;
+constexpr int64_t kBackwardInputCols = 128;
+constexpr int64_t kBackwardWeightDepth = 256;
+constexpr int64_t kBackwardWeightCols = 256;
+constexpr int64_t kBackwardGemmScratchFloats = kBackwardInputDepth * kBackwardInputCols;
+
 struct KernelTable {
   Isa isa;
   // Floats of scratch one thread needs for gemm / gemm_q8.
@@ -104,6 +120,26 @@ struct KernelTable {
 
   void (*attention)(const AttentionBlock& block, float* scratch);  // scratch: attention_scratch_floats
 
+  // Training. The backward products, one block of columns of dx = dy · W or of dW += dy^T · x
+  // (threading and the cutting into blocks live in backward_products.cc):
+  int64_t backward_panel_cols;  // columns of one packed panel
+  // C[0:M, 0:cols] = A[M, K] · B[K, col0 : col0 + cols] (assigned), cols <= kBackwardInputCols;
+  // A rows lda apart, B (F32, BF16 or F16) rows ldb apart, C rows ldc apart. B is packed into
+  // `scratch` (kBackwardGemmScratchFloats) a panel at a time.
+  void (*backward_input_block)(const float* A, int64_t lda, int64_t M, int64_t K, const void* B, DType b_type,
+                               int64_t ldb, int64_t col0, int64_t cols, float* C, int64_t ldc, float* scratch);
+  // panels[p][k][j] = B[k, col0 + p * backward_panel_cols + j] for every k < K, whole panels over
+  // `cols` (zero past them): the layout backward_weight_block reads.
+  void (*backward_pack_rows)(const float* B, int64_t ldb, int64_t K, int64_t col0, int64_t cols, float* panels);
+  // C[0:M, 0:cols] += A[K, 0:M]^T · B (accumulated) for B packed by backward_pack_rows, its first
+  // panel at `panels`; cols <= kBackwardWeightCols; A rows (one k each) lda apart.
+  void (*backward_weight_block)(const float* A, int64_t lda, int64_t M, int64_t K, const float* panels, int64_t cols,
+                                float* C, int64_t ldc);
+  // The backward of causal attention for one head (attention_backward-inl.h), with
+  // attention_backward_scratch(positions, head_dim) floats of scratch.
+  void (*attention_backward_head)(const ops::AttentionBackwardHead& head, float* scratch);
+  int64_t (*attention_backward_scratch)(int64_t positions, int64_t head_dim);
+
   // Machine probes for the roofline (jetmoe bench): multiply-adds with `iters` rounds of
   // independent accumulators; returns floating-point operations done (2 per multiply-add).
   double (*fma_flops)(int64_t iters);
@@ -113,6 +149,9 @@ struct KernelTable {
 
 // The table of `isa`; the caller makes sure this machine runs it (runnable_isas()).
 const KernelTable& kernel_table(Isa isa);
+// The same after checking that this CPU runs `isa` (an Error naming both levels if not): for the
+// ops, whose callers may force a level.
+const KernelTable& checked_kernel_table(Isa isa);
 
 }  // namespace jetmoe::kernels::cpu
 

@@ -18,12 +18,6 @@ using kernels::cpu::KernelTable;
 using kernels::cpu::QuantizedRows;
 using kernels::cpu::WeightMatrix;
 
-const KernelTable& table_for(Isa isa) {
-  if (isa > kernels::cpu::hardware_isa())
-    fail("this CPU cannot run the ", kernels::cpu::isa_name(isa), " kernels (it has ",
-         kernels::cpu::isa_name(kernels::cpu::hardware_isa()), ")");
-  return kernels::cpu::kernel_table(isa);
-}
 
 WeightMatrix weight_matrix(const TensorView& W) {
   JM_CHECK(W.shape.size() == 2, "matmul weight must be 2-D, got ", shape_str(W.shape));
@@ -137,7 +131,7 @@ struct Tile {
 };
 
 void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const MatmulOptions& options) {
-  const KernelTable& kt = table_for(options.isa);
+  const KernelTable& kt = kernels::cpu::checked_kernel_table(options.isa);
   std::vector<PreparedJob> prepared;
   std::vector<Tile> tiles;
   for (const MatmulJob& job : jobs) {
@@ -213,7 +207,7 @@ void matmul_xwT_grouped(std::span<const MatmulJob> jobs, ThreadPool& pool, const
 }
 
 void rmsnorm(const float* x, const TensorView& weight, double eps, int64_t T, int64_t d, float* y, Isa isa) {
-  const KernelTable& kt = table_for(isa);
+  const KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
   const std::vector<float> w = to_f32_vector(weight, d, "rmsnorm weight");
   for (int64_t t = 0; t < T; ++t) kt.rmsnorm(x + t * d, w.data(), float(eps), d, y + t * d);
 }
@@ -222,11 +216,11 @@ void rope(const kernels::Rope& rope, float* x, int64_t n_heads, int64_t head_str
   const int64_t half = rope.half();
   std::vector<float> cos(static_cast<size_t>(half)), sin(static_cast<size_t>(half));
   rope.cos_sin(pos, cos.data(), sin.data());
-  table_for(isa).rope(x, n_heads, head_stride, half, cos.data(), sin.data());
+  kernels::cpu::checked_kernel_table(isa).rope(x, n_heads, head_stride, half, cos.data(), sin.data());
 }
 
 void silu_glu(const float* u, int64_t n, int64_t F, float* z, ThreadPool& pool, Isa isa) {
-  const KernelTable& kt = table_for(isa);
+  const KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
   const auto rows = [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) kt.silu_glu(u + r * 2 * F, u + r * 2 * F + F, F, z + r * F);
   };
@@ -234,10 +228,10 @@ void silu_glu(const float* u, int64_t n, int64_t F, float* z, ThreadPool& pool, 
   else pool.parallel_for(n, rows);
 }
 
-void softmax(float* x, int64_t n, Isa isa) { table_for(isa).softmax(x, n); }
+void softmax(float* x, int64_t n, Isa isa) { kernels::cpu::checked_kernel_table(isa).softmax(x, n); }
 
 void add_bias(float* y, int64_t T, int64_t d, const TensorView& bias, Isa isa) {
-  const KernelTable& kt = table_for(isa);
+  const KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
   const std::vector<float> b = to_f32_vector(bias, d, "bias");
   for (int64_t t = 0; t < T; ++t) kt.add(y + t * d, b.data(), d);
 }
@@ -247,7 +241,7 @@ void load_row(const TensorView& W, int64_t row, float* out) { kernels::load_row(
 void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const float* keys,
                       const float* values, int64_t start, float* out, ThreadPool& pool, Isa isa) {
   using kernels::cpu::kAttentionMaxRows;
-  const KernelTable& kt = table_for(isa);
+  const KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
   const int64_t HD = H * D, rows = T * k;
   if (rows == 0 || H == 0) return;
   // Causal limit of every query row (row a is slot a % k of token a / k).
