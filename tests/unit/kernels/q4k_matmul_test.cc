@@ -20,32 +20,16 @@
 #include "kernels/ops.h"
 #include "kernels/ref/ops.h"
 #include "kernels/ref/quantized_ops.h"
-#include "kernel_test_util.h"
+#include "quantized_test_util.h"
 
 namespace jetmoe {
 namespace {
 
 using test::Isa;
+using test::QuantizedWeight;
 
-// A Q4_K [out, in] weight one byte past an aligned allocation (GGUF only aligns tensors, and a
-// super-block is 144 bytes: the kernels must not assume more than byte alignment).
-struct Q4kWeight {
-  std::vector<uint8_t> storage;
-  TensorView view;
-  Q4kWeight(std::vector<int64_t> shape, const std::vector<uint8_t>& bytes) {
-    storage.resize(bytes.size() + 1);
-    std::copy(bytes.begin(), bytes.end(), storage.begin() + 1);
-    view = TensorView{DType::Q4_K, std::move(shape), storage.data() + 1};
-  }
-};
-
-// Weights quantized by core from normal random values (std 0.02 with some larger ones).
-Q4kWeight random_weight(int64_t out, int64_t in, uint32_t seed) {
-  std::vector<float> w = test::random_floats(size_t(out * in), seed, 0.02f);
-  for (size_t i = 0; i < w.size(); i += 37) w[i] *= 8.0f;
-  std::vector<uint8_t> bytes(dtype_bytes(DType::Q4_K, out * in));
-  from_f32(DType::Q4_K, w.data(), bytes.data(), w.size());
-  return Q4kWeight({out, in}, bytes);
+test::QuantizedWeight random_weight(int64_t out, int64_t in, uint32_t seed) {
+  return test::random_quantized_weight(DType::Q4_K, out, in, seed);
 }
 
 // sum_b |d dx_b| sc_b sum_j w_j |q_j| + |dmin dx_b| m_b |s_b|: the magnitude every evaluation
@@ -74,58 +58,21 @@ double rounding_bound(const TensorView& W, int64_t o, const int8_t* q, const flo
   return 2.0 * test::gamma_n(8 * blocks + 16) * magnitude(W, o, q, x_scale);
 }
 
-struct Failures {
-  int count = 0;
-  bool add() { return ++count <= 3; }
-};
+// The dequantized weights are two fp32 roundings (d sc times q, minus dmin m) from the values
+// the kernels use.
+double weight_rounding(const TensorView& W, int64_t o, const int8_t* q, const float* x_scale) {
+  return 2.0 * test::gamma_n(3) * magnitude(W, o, q, x_scale);
+}
 
-// y [T, out] (rows y_stride apart) against both oracles; columns past `out` must stay NaN.
+// y [T, out] against both oracles (quantized_test_util.h).
 void expect_matches_oracles(const float* y, int64_t y_stride, const std::vector<float>& x, int64_t x_stride, int64_t T,
                             const TensorView& W, const std::string& what) {
-  const int64_t out = W.shape[0], in = W.shape[1], blocks = in / kQuantBlock;
-  std::vector<float> same(size_t(T * out));
-  kernels::matmul_xwT_q8(x.data(), x_stride, T, W, same.data(), out);
-  std::vector<int8_t> q(static_cast<size_t>(in));
-  std::vector<float> x_scale(static_cast<size_t>(blocks)), w(static_cast<size_t>(in));
-  Failures failures;
-  for (int64_t t = 0; t < T; ++t) {
-    const float* xt = x.data() + t * x_stride;
-    kernels::quantize_row_q8(xt, in, q.data(), x_scale.data());
-    for (int64_t o = 0; o < out; ++o) {
-      const double got = y[t * y_stride + o], want = same[size_t(t * out + o)];
-      const double tol = rounding_bound(W, o, q.data(), x_scale.data());
-      if (!(std::fabs(got - want) <= tol) && failures.add())
-        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", oracle " << want << ", tolerance "
-                      << tol;
-      // Against the exact product with the dequantized weights: activation rounding
-      // |x - d q| <= d (1/2 + 2^-12) (quantized_ops.h); the dequantized weights themselves are
-      // two fp32 roundings (d sc times q, minus dmin m) from the values the kernels use.
-      kernels::load_row(W, o, w.data());
-      double exact = 0.0, act_bound = 0.0, abs_sum = 0.0;
-      for (int64_t b = 0; b < blocks; ++b) {
-        double w_abs = 0.0;
-        for (int64_t j = b * 32; j < b * 32 + 32; ++j) {
-          exact += double(xt[j]) * w[size_t(j)];
-          abs_sum += std::fabs(double(xt[j]) * w[size_t(j)]);
-          w_abs += std::fabs(w[size_t(j)]);
-        }
-        act_bound += double(x_scale[size_t(b)]) * (0.5 + std::ldexp(1.0, -12)) * w_abs;
-      }
-      const double weight_rounding = 2.0 * test::gamma_n(3) * magnitude(W, o, q.data(), x_scale.data());
-      const double bound = act_bound + tol + weight_rounding + test::gamma_n(in) * abs_sum;
-      if (!(std::fabs(got - exact) <= bound) && failures.add())
-        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", exact " << exact << ", bound "
-                      << bound;
-    }
-    for (int64_t c = out; c < y_stride; ++c)
-      if (!std::isnan(y[t * y_stride + c]) && failures.add()) ADD_FAILURE() << what << ": wrote past column " << out;
-  }
-  EXPECT_EQ(failures.count, 0) << what;
+  test::expect_matches_quantized_oracles(y, y_stride, x, x_stride, T, W, {rounding_bound, weight_rounding}, what);
 }
 
 void check_one(Isa isa, int64_t T, int64_t in, int64_t out, ThreadPool& pool) {
   const uint32_t seed = uint32_t(T * 7919 + in * 104729 + out * 31);
-  const Q4kWeight W = random_weight(out, in, seed);
+  const QuantizedWeight W = random_weight(out, in, seed);
   const int64_t x_stride = in + 3, y_stride = out + 2;
   std::vector<float> x_buffer = test::random_floats(size_t(T * x_stride + 1), seed + 1);
   const std::vector<float> x(x_buffer.begin() + 1, x_buffer.end());
@@ -171,7 +118,7 @@ TEST_P(Q4kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
       pack_q4k_scales(s, block + kQ4kScalesAt);
       for (size_t i = kQ4kLevelsAt; i < kQ4kBytes; ++i) block[i] = uint8_t(byte(gen));
     }
-    const Q4kWeight W({out, in}, bytes);
+    const QuantizedWeight W(DType::Q4_K, {out, in}, bytes);
     std::vector<float> x(size_t(T * in));
     for (int64_t i = 0; i < T * in; ++i) x[size_t(i)] = float(small(gen));
     for (int64_t r = 0; r < T * blocks; ++r) x[size_t(r * 32 + r % 32)] = coin(gen) ? 127.0f : -127.0f;
@@ -194,7 +141,7 @@ TEST_P(Q4kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
 // The MoE path: an [E, out, in] Q4_K stack sliced per expert, jobs of uneven sizes.
 TEST_P(Q4kMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
   const int64_t E = 5, out = 45, in = 512;
-  const Q4kWeight stacked = random_weight(E * out, in, 77);
+  const QuantizedWeight stacked = random_weight(E * out, in, 77);
   const TensorView experts{DType::Q4_K, {E, out, in}, stacked.view.data};
   const int64_t rows[E] = {0, 1, 4, 5, 37};
   std::vector<std::vector<float>> xs, ys;
@@ -221,7 +168,7 @@ INSTANTIATE_TEST_SUITE_P(EveryIsa, Q4kMatmulTest, testing::ValuesIn(kernels::cpu
 // (d sc) q - dmin m of its sub-block.
 TEST(Q4kLoadRow, DequantizesTheRowsSubBlocks) {
   const int64_t rows = 7, in = 512;
-  const Q4kWeight W = random_weight(rows, in, 9);
+  const QuantizedWeight W = random_weight(rows, in, 9);
   for (int64_t r : {0, 3, 6}) {
     std::vector<float> got(static_cast<size_t>(in)), want(static_cast<size_t>(in));
     ops::load_row(W.view, r, got.data());

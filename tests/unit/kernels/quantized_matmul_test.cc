@@ -18,33 +18,14 @@
 #include "kernels/ops.h"
 #include "kernels/ref/ops.h"
 #include "kernels/ref/quantized_ops.h"
-#include "kernel_test_util.h"
+#include "quantized_test_util.h"
 
 namespace jetmoe {
 namespace {
 
 using test::Isa;
-
-// A quantized [out, in] weight one byte past an aligned allocation (blocks are 2-byte aligned in
-// GGUF rows anyway; the kernels must not assume more).
-struct QuantWeight {
-  std::vector<uint8_t> storage;
-  TensorView view;
-  QuantWeight(DType dtype, std::vector<int64_t> shape, const std::vector<uint8_t>& bytes) {
-    storage.resize(bytes.size() + 1);
-    std::copy(bytes.begin(), bytes.end(), storage.begin() + 1);
-    view = TensorView{dtype, std::move(shape), storage.data() + 1};
-  }
-};
-
-// Weights quantized by core from normal random values (std 0.02 with some larger ones).
-QuantWeight random_weight(DType dtype, int64_t out, int64_t in, uint32_t seed) {
-  std::vector<float> w = test::random_floats(size_t(out * in), seed, 0.02f);
-  for (size_t i = 0; i < w.size(); i += 37) w[i] *= 8.0f;
-  std::vector<uint8_t> bytes(dtype_bytes(dtype, out * in));
-  from_f32(dtype, w.data(), bytes.data(), w.size());
-  return QuantWeight(dtype, {out, in}, bytes);
-}
+using test::QuantizedWeight;
+using test::random_quantized_weight;
 
 // Bound on the fp32 rounding between two evaluations of sum_b s_b * (integer block sum): the
 // kernels split a block's sum into up to 8 lanes, and on VNNI the lanes carry the weights' offset
@@ -65,64 +46,22 @@ double rounding_bound(const TensorView& W, int64_t o, const int8_t* q, const flo
   return 2.0 * test::gamma_n(8 * blocks + 8) * mag;
 }
 
-struct Failures {
-  int count = 0;
-  bool add() { return ++count <= 3; }
-};
-
-// y [T, out] (rows y_stride apart) against both oracles; columns past `out` must stay NaN.
+// y [T, out] against both oracles (quantized_test_util.h).
 void expect_matches_oracles(const float* y, int64_t y_stride, const std::vector<float>& x, int64_t x_stride, int64_t T,
-                            const TensorView& W, ThreadPool& pool, const std::string& what) {
-  const int64_t out = W.shape[0], in = W.shape[1], blocks = in / kQuantBlock;
-  std::vector<float> same(size_t(T * out)), exact_w(size_t(T * out));
-  kernels::matmul_xwT_q8(x.data(), x_stride, T, W, same.data(), out);
-  std::vector<int8_t> q(static_cast<size_t>(in));
-  std::vector<float> x_scale(static_cast<size_t>(blocks)), w(static_cast<size_t>(in));
-  Failures failures;
-  for (int64_t t = 0; t < T; ++t) {
-    const float* xt = x.data() + t * x_stride;
-    kernels::quantize_row_q8(xt, in, q.data(), x_scale.data());
-    for (int64_t o = 0; o < out; ++o) {
-      const double got = y[t * y_stride + o], want = same[size_t(t * out + o)];
-      const double tol = rounding_bound(W, o, q.data(), x_scale.data());
-      if (!(std::fabs(got - want) <= tol) && failures.add())
-        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", oracle " << want << ", tolerance "
-                      << tol;
-      // Against the exact product with the dequantized weights: activation rounding
-      // |x - d q| <= d (1/2 + 2^-12) (quantized_ops.h), plus both sides' fp32 rounding.
-      kernels::load_row(W, o, w.data());
-      double exact = 0.0, act_bound = 0.0, abs_sum = 0.0;
-      for (int64_t b = 0; b < blocks; ++b) {
-        double w_abs = 0.0;
-        for (int64_t j = b * 32; j < b * 32 + 32; ++j) {
-          exact += double(xt[j]) * w[size_t(j)];
-          abs_sum += std::fabs(double(xt[j]) * w[size_t(j)]);
-          w_abs += std::fabs(w[size_t(j)]);
-        }
-        act_bound += double(x_scale[size_t(b)]) * (0.5 + std::ldexp(1.0, -12)) * w_abs;
-      }
-      const double bound = act_bound + tol + test::gamma_n(in) * abs_sum;
-      if (!(std::fabs(got - exact) <= bound) && failures.add())
-        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", exact " << exact << ", bound "
-                      << bound;
-    }
-    for (int64_t c = out; c < y_stride; ++c)
-      if (!std::isnan(y[t * y_stride + c]) && failures.add()) ADD_FAILURE() << what << ": wrote past column " << out;
-  }
-  EXPECT_EQ(failures.count, 0) << what;
+                            const TensorView& W, const std::string& what) {
+  test::expect_matches_quantized_oracles(y, y_stride, x, x_stride, T, W, {rounding_bound, nullptr}, what);
 }
 
 void check_one(Isa isa, DType dtype, int64_t T, int64_t in, int64_t out, ThreadPool& pool) {
   const uint32_t seed = uint32_t(T * 7919 + in * 104729 + out * 31 + int(dtype));
-  const QuantWeight W = random_weight(dtype, out, in, seed);
+  const QuantizedWeight W = random_quantized_weight(dtype, out, in, seed);
   const int64_t x_stride = in + 3, y_stride = out + 2;
   std::vector<float> x_buffer = test::random_floats(size_t(T * x_stride + 1), seed + 1);
   const std::vector<float> x(x_buffer.begin() + 1, x_buffer.end());
   std::vector<float> y(size_t(T * y_stride + 1), std::numeric_limits<float>::quiet_NaN());
   ops::matmul_xwT(x_buffer.data() + 1, x_stride, T, W.view, y.data() + 1, y_stride, pool, {ops::Activations::F32, isa});
-  expect_matches_oracles(
-      y.data() + 1, y_stride, x, x_stride, T, W.view, pool,
-      str_cat(kernels::cpu::isa_name(isa), " ", dtype_name(dtype), " T=", T, " in=", in, " out=", out));
+  expect_matches_oracles(y.data() + 1, y_stride, x, x_stride, T, W.view,
+                         str_cat(kernels::cpu::isa_name(isa), " ", dtype_name(dtype), " T=", T, " in=", in, " out=", out));
 }
 
 class QuantizedMatmulTest : public testing::TestWithParam<Isa> {};
@@ -163,7 +102,7 @@ TEST_P(QuantizedMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
           else
             for (int j = 0; j < 16; ++j) block[2 + j] = uint8_t(level4(gen) | level4(gen) << 4);
         }
-      const QuantWeight W(dtype, {out, in}, bytes);
+      const QuantizedWeight W(dtype, {out, in}, bytes);
       std::vector<float> x(size_t(T * in));
       for (int64_t i = 0; i < T * in; ++i) x[size_t(i)] = float(small(gen));
       for (int64_t r = 0; r < T * blocks; ++r) x[size_t(r * 32 + r % 32)] = coin(gen) ? 127.0f : -127.0f;
@@ -211,7 +150,7 @@ TEST_P(QuantizedMatmulTest, ActivationQuantizationMatchesTheOracleBitForBit) {
 TEST_P(QuantizedMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
   for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
     const int64_t E = 5, out = 45, in = 96;
-    const QuantWeight stacked = random_weight(dtype, E * out, in, 77);
+    const QuantizedWeight stacked = random_quantized_weight(dtype, E * out, in, 77);
     const TensorView experts{dtype, {E, out, in}, stacked.view.data};
     const int64_t rows[E] = {0, 1, 4, 5, 37};
     std::vector<std::vector<float>> xs, ys;
@@ -232,7 +171,7 @@ TEST_P(QuantizedMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
         ops::load_row(experts.slice0(e), out - 1, a.data());
         ops::load_row(stacked.view, e * out + out - 1, b.data());
         EXPECT_EQ(a, b) << "expert " << e;
-        expect_matches_oracles(ys[size_t(e)].data(), out + 1, xs[size_t(e)], in, rows[e], experts.slice0(e), pool,
+        expect_matches_oracles(ys[size_t(e)].data(), out + 1, xs[size_t(e)], in, rows[e], experts.slice0(e),
                                str_cat(dtype_name(dtype), " expert ", e, " threads ", threads));
       }
     }
@@ -246,7 +185,7 @@ INSTANTIATE_TEST_SUITE_P(EveryIsa, QuantizedMatmulTest, testing::ValuesIn(kernel
 TEST(QuantizedLoadRow, DequantizesTheRowsBlocks) {
   for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
     const int64_t rows = 7, in = 64;
-    const QuantWeight W = random_weight(dtype, rows, in, 9);
+    const QuantizedWeight W = random_quantized_weight(dtype, rows, in, 9);
     for (int64_t r : {0, 3, 6}) {
       std::vector<float> got(static_cast<size_t>(in)), want(static_cast<size_t>(in));
       ops::load_row(W.view, r, got.data());

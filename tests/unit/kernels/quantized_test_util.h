@@ -1,0 +1,100 @@
+// Shared by the tests of products with quantized weights (Q8_0 / Q4_0 and Q4_K): the weights, and
+// the check of a product against both oracles of kernels/ref:
+//  - kernels::matmul_xwT_q8, the same numerics written plainly (8-bit activations, integer
+//    sums): equal up to the fp32 rounding each format's test bounds;
+//  - the fp32 product with the dequantized weights, within the bound that the activations'
+//    rounding sets (quantized_ops.h).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "kernels/ref/ops.h"
+#include "kernels/ref/quantized_ops.h"
+#include "kernel_test_util.h"
+
+namespace jetmoe::test {
+
+// A quantized [out, in] weight one byte past an aligned allocation (GGUF only aligns tensors, and
+// blocks are 18, 34 or 144 bytes: the kernels must not assume more than byte alignment).
+struct QuantizedWeight {
+  std::vector<uint8_t> storage;
+  TensorView view;
+  QuantizedWeight(DType dtype, std::vector<int64_t> shape, const std::vector<uint8_t>& bytes) {
+    storage.resize(bytes.size() + 1);
+    std::copy(bytes.begin(), bytes.end(), storage.begin() + 1);
+    view = TensorView{dtype, std::move(shape), storage.data() + 1};
+  }
+};
+
+// Weights quantized by core from normal random values (std 0.02 with some larger ones).
+inline QuantizedWeight random_quantized_weight(DType dtype, int64_t out, int64_t in, uint32_t seed) {
+  std::vector<float> w = random_floats(size_t(out * in), seed, 0.02f);
+  for (size_t i = 0; i < w.size(); i += 37) w[i] *= 8.0f;
+  std::vector<uint8_t> bytes(dtype_bytes(dtype, out * in));
+  from_f32(dtype, w.data(), bytes.data(), w.size());
+  return QuantizedWeight(dtype, {out, in}, bytes);
+}
+
+// A bound for output o of weight W, given the activation row quantized to levels q and block
+// scales x_scale.
+using OutputBound = std::function<double(const TensorView& W, int64_t o, const int8_t* q, const float* x_scale)>;
+
+struct QuantizedBounds {
+  OutputBound rounding;          // between two evaluation orders of the quantized numerics
+  OutputBound weight_rounding;   // of the dequantized weights against the values the kernels use
+};
+
+// y [T, out] (rows y_stride apart) against both oracles; columns past `out` must stay NaN.
+inline void expect_matches_quantized_oracles(const float* y, int64_t y_stride, const std::vector<float>& x,
+                                             int64_t x_stride, int64_t T, const TensorView& W,
+                                             const QuantizedBounds& bounds, const std::string& what) {
+  const int64_t out = W.shape[0], in = W.shape[1], blocks = in / kQuantBlock;
+  std::vector<float> same(size_t(T * out));
+  kernels::matmul_xwT_q8(x.data(), x_stride, T, W, same.data(), out);
+  std::vector<int8_t> q(static_cast<size_t>(in));
+  std::vector<float> x_scale(static_cast<size_t>(blocks)), w(static_cast<size_t>(in));
+  int failures = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xt = x.data() + t * x_stride;
+    kernels::quantize_row_q8(xt, in, q.data(), x_scale.data());
+    for (int64_t o = 0; o < out; ++o) {
+      const double got = y[t * y_stride + o], want = same[size_t(t * out + o)];
+      const double tol = bounds.rounding(W, o, q.data(), x_scale.data());
+      if (!(std::fabs(got - want) <= tol) && ++failures <= 3)
+        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", oracle " << want << ", tolerance "
+                      << tol;
+      // Against the exact product with the dequantized weights: activation rounding
+      // |x - d q| <= d (1/2 + 2^-12) (quantized_ops.h), plus both sides' fp32 rounding.
+      kernels::load_row(W, o, w.data());
+      double exact = 0.0, act_bound = 0.0, abs_sum = 0.0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        double w_abs = 0.0;
+        for (int64_t j = b * 32; j < b * 32 + 32; ++j) {
+          exact += double(xt[j]) * w[size_t(j)];
+          abs_sum += std::fabs(double(xt[j]) * w[size_t(j)]);
+          w_abs += std::fabs(w[size_t(j)]);
+        }
+        act_bound += double(x_scale[size_t(b)]) * (0.5 + std::ldexp(1.0, -12)) * w_abs;
+      }
+      const double weights = bounds.weight_rounding ? bounds.weight_rounding(W, o, q.data(), x_scale.data()) : 0.0;
+      const double bound = act_bound + tol + weights + gamma_n(in) * abs_sum;
+      if (!(std::fabs(got - exact) <= bound) && ++failures <= 3)
+        ADD_FAILURE() << what << ": y[" << t << ", " << o << "] = " << got << ", exact " << exact << ", bound "
+                      << bound;
+    }
+    for (int64_t c = out; c < y_stride; ++c)
+      if (!std::isnan(y[t * y_stride + c]) && ++failures <= 3) ADD_FAILURE() << what << ": wrote past column " << out;
+  }
+  EXPECT_EQ(failures, 0) << what;
+}
+
+}  // namespace jetmoe::test
