@@ -15,12 +15,13 @@ namespace {
 ParamUpdate clipped_adamw(const std::vector<ParamSpec>& specs) {
   auto adamw = std::make_shared<AdamW>(optimized_params(specs, /*decay_norms_and_biases=*/false), AdamWOptions{});
   return [adamw](std::span<const std::span<float>> params, std::span<const std::span<float>> grads,
-                  ThreadPool& pool) {
-    // As the trainer does: the clip factor is applied inside the fused, threaded update.
+                  std::span<const std::span<uint16_t>> bf16_copies, ThreadPool& pool) {
+    // As the trainer does: the clip factor is applied inside the fused, threaded update, which
+    // also refreshes the bf16 compute copy.
     const std::vector<std::span<const float>> read_only(grads.begin(), grads.end());
     AdamW::GradScales scales;
     scales.second = grad_clip_factor(grad_global_norm(read_only, pool), 1.0);
-    adamw->step(params, read_only, 1e-4, pool, scales);
+    adamw->step(params, read_only, 1e-4, pool, scales, bf16_copies);
   };
 }
 

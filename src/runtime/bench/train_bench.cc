@@ -47,20 +47,17 @@ TrainBenchResult run_train_bench(const std::string& model_dir, const TrainBenchO
     master_views.push_back({specs[i].name, TensorView{DType::F32, specs[i].shape, masters[i].data()}});
   const Model master_model(config, TensorStore::from_views(master_views, "fp32 master weights"));
 
-  // compute_dtype bf16: a bf16 copy that forward and backward read, refreshed after each update.
+  // compute_dtype bf16: a bf16 copy that forward and backward read, refreshed by each update.
   const bool bf16 = options.activations == ops::Activations::BF16;
   std::vector<std::vector<uint16_t>> copies;
   std::unique_ptr<Model> bf16_model;
-  const auto refresh_copies = [&] {
-    for (size_t i = 0; i < copies.size(); ++i) from_f32(DType::BF16, masters[i].data(), copies[i].data(), masters[i].size());
-  };
   if (bf16) {
     std::vector<NamedTensor> views;
     for (size_t i = 0; i < specs.size(); ++i) {
       copies.emplace_back(masters[i].size());
+      from_f32(DType::BF16, masters[i].data(), copies.back().data(), masters[i].size());
       views.push_back({specs[i].name, TensorView{DType::BF16, specs[i].shape, copies[i].data()}});
     }
-    refresh_copies();
     bf16_model = std::make_unique<Model>(config, TensorStore::from_views(views, "bf16 compute weights"));
     bf16_model->set_matmul_options({.activations = ops::Activations::BF16});
   }
@@ -78,6 +75,7 @@ TrainBenchResult run_train_bench(const std::string& model_dir, const TrainBenchO
     param_spans.push_back(masters[i]);
     grad_spans.push_back(grads.tensor(i).values);
   }
+  const std::vector<std::span<uint16_t>> copy_spans(copies.begin(), copies.end());
 
   TrainBenchResult result;
   result.tokens_per_step = options.batch * options.seq_len;
@@ -91,8 +89,7 @@ TrainBenchResult run_train_bench(const std::string& model_dir, const TrainBenchO
     const auto start = Clock::now();
     grads.zero(pool);
     const LossTerms terms = forward_backward(compute_model, batch, options.loss, grads, pool);
-    update(param_spans, grad_spans, pool);
-    if (bf16) refresh_copies();
+    update(param_spans, grad_spans, copy_spans, pool);
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (!std::isfinite(terms.total)) fail("train bench: the loss is ", terms.total, " at step ", step);
     if (step == 0) result.first_loss = terms.total;

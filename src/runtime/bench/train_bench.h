@@ -19,9 +19,11 @@
 namespace jetmoe {
 
 // Updates params (fp32 masters, param_specs order) from grads (same order), e.g. clip + AdamW,
-// on the pool's threads.
+// on the pool's threads; when bf16_copies is not empty, also writes every updated parameter
+// rounded to bf16 into it, in the same pass (as the trainer's compute_dtype "bf16" does).
 using ParamUpdate = std::function<void(std::span<const std::span<float>> params,
-                                       std::span<const std::span<float>> grads, ThreadPool& pool)>;
+                                       std::span<const std::span<float>> grads,
+                                       std::span<const std::span<uint16_t>> bf16_copies, ThreadPool& pool)>;
 // Builds the update for a model's parameters (called once per run, before the first step).
 using ParamUpdateFactory = std::function<ParamUpdate(const std::vector<ParamSpec>& specs)>;
 
@@ -29,7 +31,7 @@ struct TrainBenchOptions {
   int64_t batch = 4;       // sequences per step
   int64_t seq_len = 128;   // input tokens per sequence (labels: the next ids, HF convention)
   int reps = 3;            // timed steps, after one warm-up step
-  // F32: forward and backward read the fp32 masters. BF16: they read a bf16 copy refreshed after
+  // F32: forward and backward read the fp32 masters. BF16: they read a bf16 copy refreshed by
   // every update (counted in the step) and round activations to bf16, as the trainer's
   // compute_dtype "bf16" does.
   ops::Activations activations = ops::Activations::F32;
