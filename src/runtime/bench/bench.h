@@ -34,7 +34,7 @@ struct BenchOptions {
 // This machine's limits with `threads` threads, measured just before that thread count's runs.
 struct MachineLimits {
   int threads = 0;
-  double read_bytes_per_s = 0;
+  double read_bytes_per_s = 0;  // the best of that probe and those right after each tg test
   double fma_flops = 0;       // fp32 FMA
   double bf16_dot_flops = 0;  // 0 where the CPU has no bf16 dot products
   double best_flops() const { return bf16_dot_flops > fma_flops ? bf16_dot_flops : fma_flops; }
