@@ -34,7 +34,7 @@ struct BenchOptions {
 // This machine's limits with `threads` threads, measured just before that thread count's runs.
 struct MachineLimits {
   int threads = 0;
-  double read_bytes_per_s = 0;  // the best of that probe and those right after each tg test
+  double read_bytes_per_s = 0;  // the best of that probe and those around each tg repetition
   double fma_flops = 0;       // fp32 FMA
   double bf16_dot_flops = 0;  // 0 where the CPU has no bf16 dot products
   double best_flops() const { return bf16_dot_flops > fma_flops ? bf16_dot_flops : fma_flops; }
@@ -51,10 +51,11 @@ struct BenchRow {
   int64_t tokens = 0;
   std::vector<double> tokens_per_s;  // one per repetition
   double mean = 0, stddev = 0;
-  // tg: bandwidth / weight bytes per token; pp: best peak / flops per token; train: best peak /
-  // (3 x the pp flops per token: forward, and backward's two products per weight product)
+  // tg: bandwidth / weight bytes per token (the mean over repetitions of the bound each was
+  // measured against); pp: best peak / flops per token; train: best peak / (3 x the pp flops per
+  // token: forward, and backward's two products per weight product)
   double bound_tokens_per_s = 0;
-  double fraction_of_bound = 0;   // mean / bound
+  double fraction_of_bound = 0;   // pp, train: mean / bound; tg: the mean of each repetition's fraction
   double fraction_of_fp32_peak = 0;  // pp and train
   double loss_first = 0, loss_last = 0;  // train: training loss of the warm-up and the last step
 };
