@@ -18,7 +18,6 @@ using kernels::cpu::KernelTable;
 using kernels::cpu::QuantizedRows;
 using kernels::cpu::WeightMatrix;
 
-
 WeightMatrix weight_matrix(const TensorView& W) {
   JM_CHECK(W.shape.size() == 2, "matmul weight must be 2-D, got ", shape_str(W.shape));
   return WeightMatrix{W.data, W.dtype, W.shape[0], W.shape[1]};
@@ -162,7 +161,8 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
   for (size_t j = 0; j < prepared.size(); ++j) {
     const WeightMatrix& W = prepared[j].W;
     const int64_t row_bytes = std::max<int64_t>(1, int64_t(dtype_bytes(W.dtype, W.cols)));
-    const int64_t step = prepared[j].gemv ? std::max<int64_t>(4, gemv_tile_bytes / row_bytes / 4 * 4) : kGemmTileCols;
+    const int64_t step =
+        prepared[j].gemv ? std::max<int64_t>(4, gemv_tile_bytes / row_bytes / 4 * 4) : kGemmTileCols;
     for (int64_t o = 0; o < W.rows; o += step) tiles.push_back({int32_t(j), o, std::min(W.rows, o + step)});
   }
   quantize_activations(prepared, kt, pool);
