@@ -35,39 +35,38 @@ void pack_token_panel(const float* x, int64_t ldx, int64_t rows, int64_t pairs, 
   }
 }
 
-// y[t, r] = sum_p panel[p, t] · W[r, pair p] for t < n_tokens and the MR weight rows at w
-// (ldw elements apart), summed in pair order.
-template <int MR>
+// y[t, r] = sum_p panel[p, t] · W[r, pair p] for t < n_tokens <= NV * N and the MR weight rows
+// at w (ldw elements apart), summed in pair order. NV = 1 serves a last panel of at most N
+// tokens at half the work (an expert's token count is anything, so last panels are often short).
+template <int MR, int NV>
 void micro_tile_tokens(int64_t pairs, const float* panel, const uint16_t* w, int64_t ldw, float* y, int64_t ldy,
                        int n_tokens) {
-  V acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = Simd::zero();
+  V acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = Simd::zero();
   for (int64_t p = 0; p < pairs; ++p) {
-    const __m512bh a0 = (__m512bh)Simd::load(panel + p * kTokenPanel);
-    const __m512bh a1 = (__m512bh)Simd::load(panel + p * kTokenPanel + N);
+    __m512bh a[NV];
+    for (int v = 0; v < NV; ++v) a[v] = (__m512bh)Simd::load(panel + p * kTokenPanel + v * N);
     for (int r = 0; r < MR; ++r) {
       int32_t pair;
       std::memcpy(&pair, w + r * ldw + 2 * p, 4);
       const __m512bh b = (__m512bh)_mm512_set1_epi32(pair);
-      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], b, a0);
-      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], b, a1);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], b, a[v]);
     }
   }
   // Tokens run across the lanes; y wants them down the rows.
-  alignas(64) float out[MR][kTokenPanel];
-  for (int r = 0; r < MR; ++r) {
-    Simd::store(out[r], acc[r][0]);
-    Simd::store(out[r] + N, acc[r][1]);
-  }
+  alignas(64) float out[MR][NV * N];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) Simd::store(out[r] + v * N, acc[r][v]);
   for (int t = 0; t < n_tokens; ++t)
     for (int r = 0; r < MR; ++r) y[t * ldy + r] = out[r][t];
 }
 
 using MicroTileTokensFn = void (*)(int64_t, const float*, const uint16_t*, int64_t, float*, int64_t, int);
 
-template <int... R>
+template <int NV, int... R>
 constexpr std::array<MicroTileTokensFn, sizeof...(R)> micro_tiles_tokens(std::integer_sequence<int, R...>) {
-  return {&micro_tile_tokens<R + 1>...};
+  return {&micro_tile_tokens<R + 1, NV>...};
 }
 
 // x_panels: the T rows packed by pack_token_panel, panel q (tokens kTokenPanel q ...) at
@@ -76,7 +75,8 @@ constexpr std::array<MicroTileTokensFn, sizeof...(R)> micro_tiles_tokens(std::in
 // DRAM sees the weights once per group, measured no better.)
 void gemm_bf16dot(const float* x_panels, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                   int64_t ldy) {
-  static constexpr auto tiles = micro_tiles_tokens(std::make_integer_sequence<int, kMr>());
+  static constexpr auto full_tiles = micro_tiles_tokens<2>(std::make_integer_sequence<int, kMr>());
+  static constexpr auto half_tiles = micro_tiles_tokens<1>(std::make_integer_sequence<int, kMr>());
   const int64_t pairs = W.cols / 2;
   if (pairs == 0) {
     for (int64_t t = 0; t < T; ++t) std::fill(y + t * ldy + o_begin, y + t * ldy + o_end, 0.0f);
@@ -86,6 +86,7 @@ void gemm_bf16dot(const float* x_panels, int64_t T, const WeightMatrix& W, int64
   for (int64_t t0 = 0; t0 < T; t0 += kTokenPanel) {
     const float* panel = x_panels + (t0 / kTokenPanel) * pairs * kTokenPanel;
     const int n_tokens = int(std::min<int64_t>(kTokenPanel, T - t0));
+    const auto& tiles = n_tokens > N ? full_tiles : half_tiles;
     for (int64_t o0 = o_begin; o0 < o_end; o0 += kMr) {
       const int64_t mr = std::min<int64_t>(kMr, o_end - o0);
       tiles[size_t(mr - 1)](pairs, panel, w + o0 * W.cols, W.cols, y + t0 * ldy + o0, ldy, n_tokens);

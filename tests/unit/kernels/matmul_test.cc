@@ -103,9 +103,10 @@ TEST_P(MatmulTest, DecodingRowsTooWideForL1TakeTheTiledGemv) {
 
 TEST_P(MatmulTest, Bf16ActivationsRoundLikeTheOracleOnEveryLevel) {
   ThreadPool pool(2);
-  // T = 70: two full panels of 32 tokens and a partial one; out = 130: the last 128-column tile
-  // holds 2 outputs. Odd `in` takes the fp32 fallback; 530 = 265 pairs, not a multiple of 16.
-  for (int64_t T : {1, 4, 5, 13, 40, 70})
+  // T = 70: two full panels of 32 tokens and a partial one of 6 (the 16-token tile), T = 50 one of
+  // 18 (the 32-token tile); out = 130: the last 128-column tile holds 2 outputs. Odd `in` takes
+  // the fp32 fallback; 530 = 265 pairs, not a multiple of 16.
+  for (int64_t T : {1, 4, 5, 13, 16, 17, 40, 50, 70})
     for (int64_t in : {1, 2, 7, 64, 530})
       for (int64_t out : {3, 33, 130}) check_one(GetParam(), DType::BF16, ops::Activations::BF16, T, in, out, pool);
   // Other dtypes ignore the option.
