@@ -1,8 +1,9 @@
 // Backward products: every product is cut into blocks of up to kRowBlock rows x
-// kBackwardInputCols or kBackwardWeightCols columns of its output, and the pool threads take blocks from one shared
-// counter, so a pass of uneven products (experts with different token counts) ends together.
-// Each block runs on the kernel table's backward kernels (backward_gemm-inl.h). A block owns its output
-// elements and sums over k in order, so neither the cut nor the threads change a result bit.
+// kBackwardInputCols or kBackwardWeightCols columns of its output, and the pool threads take
+// blocks from one shared counter, so a pass of uneven products (experts with different token
+// counts) ends together. Each block runs on the kernel table's backward kernels
+// (backward_gemm-inl.h). A block owns its output elements and sums over k in order, so neither
+// the cut nor the threads change a result bit.
 #include "kernels/backward_products.h"
 
 #include <algorithm>
@@ -152,8 +153,8 @@ void backward_products(std::span<const BackwardProduct> products, ThreadPool& po
     const int64_t m0 = (block / cols_blocks) * kRowBlock, c0 = (block % cols_blocks) * block_cols(p);
     const int64_t rows = std::min(kRowBlock, p.m - m0), cols = std::min(block_cols(p), p.n - c0);
     if (p.kind == BackwardProduct::Kind::Input)
-      kt.backward_input_block(p.a + m0 * p.lda, p.lda, rows, p.k, p.b, p.b_dtype, p.ldb, c0, cols, p.c + m0 * p.ldc + c0, p.ldc,
-                     scratch);
+      kt.backward_input_block(p.a + m0 * p.lda, p.lda, rows, p.k, p.b, p.b_dtype, p.ldb, c0, cols,
+                              p.c + m0 * p.ldc + c0, p.ldc, scratch);
     else
       kt.backward_weight_block(p.a + m0, p.lda, rows, p.k, packed[i] + c0 * p.k, cols, p.c + m0 * p.ldc + c0, p.ldc);
   });
