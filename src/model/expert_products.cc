@@ -8,21 +8,14 @@
 namespace jetmoe {
 
 void expert_matmul(const Routing& r, const float* in, int64_t in_stride, bool per_assignment, const TensorView& W,
-                   float* out, ThreadPool& pool, const ops::MatmulOptions& matmul, ExpertProductScratch* scratch) {
+                   float* out, ThreadPool& pool, const ops::MatmulOptions& matmul, ExpertProductScratch& scratch) {
   const int64_t out_dim = W.shape[1], in_dim = W.shape[2];
   const int64_t total = int64_t(r.by_expert.size());
-  // Prefill moves megabytes here: both threads copy; decoding's few rows are not worth a wake-up.
-  const bool parallel = total * std::max(in_dim, out_dim) >= (1 << 16);
-  const auto for_rows = [&](const auto& copy_rows) {
-    if (parallel) pool.parallel_for(total, copy_rows);
-    else copy_rows(0, total);
-  };
   // Rows of every assignment in by_expert order: expert e's block starts at offsets[e].
-  ExpertProductScratch local;
-  ExpertProductScratch& buffers = scratch ? *scratch : local;
-  float* gathered = scratch_floats(buffers.gathered, total * in_dim);
-  float* produced = scratch_floats(buffers.produced, total * out_dim);
-  for_rows([&](int64_t begin, int64_t end) {
+  float* gathered = scratch_floats(scratch.gathered, total * in_dim);
+  float* produced = scratch_floats(scratch.produced, total * out_dim);
+  // Prefill moves megabytes here: both threads copy; decoding's few rows are not worth a wake-up.
+  for_row_ranges(pool, total, in_dim, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t a = r.by_expert[size_t(i)];
       const float* src = in + (per_assignment ? a : a / r.top_k) * in_stride;
@@ -37,7 +30,7 @@ void expert_matmul(const Routing& r, const float* in, int64_t in_stride, bool pe
       jobs.push_back({gathered + first * in_dim, in_dim, r.count(e), W.slice0(e), produced + first * out_dim, out_dim});
   }
   ops::matmul_xwT_grouped(jobs, pool, matmul);
-  for_rows([&](int64_t begin, int64_t end) {
+  for_row_ranges(pool, total, out_dim, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       std::copy(produced + i * out_dim, produced + (i + 1) * out_dim, out + r.by_expert[size_t(i)] * out_dim);
   });

@@ -5,21 +5,10 @@
 
 #include "core/error.h"
 #include "kernels/ref/backward_ops.h"
+#include "model/row_ranges.h"
 #include "model/sublayer_backward.h"
 
 namespace jetmoe {
-namespace {
-
-// Row copies below this many floats in all stay on the calling thread (waking the pool ~10 us).
-constexpr int64_t kParallelFloats = 1 << 15;
-
-template <class Body>
-void for_rows(ThreadPool& pool, int64_t n, int64_t floats_per_row, const Body& body) {
-  if (n * floats_per_row < kParallelFloats) return body(int64_t(0), n);
-  pool.parallel_for(n, body);
-}
-
-}  // namespace
 
 Fp32Weight::Fp32Weight(const TensorView& w) : data_(static_cast<const float*>(w.data)) {
   if (w.dtype != DType::F32) {
@@ -77,7 +66,7 @@ BatchRouting stack_routing(const BatchRows& rows, std::span<const Routing* const
 void combine_gated_backward(const BatchRouting& r, const std::vector<const float*>& rows, const float* dy, int64_t d,
                             float* expert_dout, float* dgate, ThreadPool& pool) {
   const int64_t k = r.top_k;
-  for_rows(pool, r.assignments(), 2 * d, [&](int64_t begin, int64_t end) {
+  for_row_ranges(pool, r.assignments(), 2 * d, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t a = r.by_expert[size_t(i)];
       const float* g = dy + (a / k) * d;
@@ -96,7 +85,7 @@ void combine_gated_backward(const BatchRouting& r, const std::vector<const float
 
 void gather_to_experts(const BatchRouting& r, const std::vector<const float*>& src, bool per_token, int64_t width,
                        float* out, ThreadPool& pool) {
-  for_rows(pool, r.assignments(), width, [&](int64_t begin, int64_t end) {
+  for_row_ranges(pool, r.assignments(), width, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t a = r.by_expert[size_t(i)];
       const float* row = src[size_t(per_token ? a / r.top_k : a)];
@@ -153,7 +142,7 @@ void router_logits_backward(const BatchRouting& r, const float* dgate, const flo
 void sum_token_gradients(const BatchRouting& r, std::span<const float* const> base, const float* expert_dh, int64_t d,
                          int64_t tokens, float* dh, ThreadPool& pool) {
   const int64_t k = r.top_k;
-  for_rows(pool, tokens, (int64_t(base.size()) + k) * d, [&](int64_t begin, int64_t end) {
+  for_row_ranges(pool, tokens, (int64_t(base.size()) + k) * d, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       float* out = dh + t * d;
       if (base.empty())

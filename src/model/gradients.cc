@@ -34,10 +34,6 @@ Gradients::Gradients(const JetMoeConfig& config) : specs_(param_specs(config)) {
   }
 }
 
-void Gradients::zero() {
-  for (FloatTensor& t : tensors_) std::fill(t.values.begin(), t.values.end(), 0.0f);
-}
-
 void Gradients::zero(ThreadPool& pool) {
   // Floats per piece of work: 32 MB, above the size from which memset streams past the caches
   // (no read of the lines it overwrites; measured 0.047 s against 0.076 s for 3 GB in 256 KB runs).

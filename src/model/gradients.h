@@ -35,8 +35,7 @@ class Gradients {
   Gradients(const Gradients&) = delete;
   Gradients& operator=(const Gradients&) = delete;
 
-  void zero();
-  void zero(ThreadPool& pool);  // the same, the pages shared among the pool threads
+  void zero(ThreadPool& pool);  // all zeros again, the pages shared among the pool threads
   const std::vector<ParamSpec>& specs() const { return specs_; }
   // Buffer i holds the gradient of specs()[i].
   const FloatTensor& tensor(size_t i) const { return tensors_[i]; }

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "kernels/cross_entropy.h"
 
 namespace jetmoe {
 namespace {
@@ -33,24 +32,6 @@ double next_token_nll_sum(const FloatTensor& logits, std::span<const int64_t> ta
     double sum = 0.0;
     for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - mx);
     total += (mx + std::log(sum)) - double(row[target]);
-    ++n;
-  }
-  if (count) *count = n;
-  return total;
-}
-
-double next_token_nll_sum_backward(const FloatTensor& logits, std::span<const int64_t> targets, double scale,
-                                   FloatTensor& dlogits, int64_t* count) {
-  check_targets(logits, targets);
-  const int64_t V = logits.shape[1];
-  dlogits = FloatTensor(logits.shape);
-  double total = 0.0;
-  int64_t n = 0;
-  for (int64_t t = 0; t + 1 < int64_t(targets.size()); ++t) {
-    const int64_t target = targets[size_t(t + 1)];
-    if (target < 0) continue;
-    if (target >= V) fail("target id ", target, " at position ", t + 1, " is outside the vocabulary [0, ", V, ")");
-    total += ops::cross_entropy_backward(logits.data() + t * V, V, target, scale, dlogits.data() + t * V);
     ++n;
   }
   if (count) *count = n;

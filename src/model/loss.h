@@ -13,9 +13,4 @@ namespace jetmoe {
 // T + 1 (the token after the window too). Returns the sum and, through *count, how many terms.
 double next_token_nll_sum(const FloatTensor& logits, std::span<const int64_t> targets, int64_t* count);
 
-// The same sum, and its gradient scaled by `scale` (e.g. 1 / scored tokens of the batch for a
-// mean): dlogits [T, V] assigned, zero on rows that score nothing.
-double next_token_nll_sum_backward(const FloatTensor& logits, std::span<const int64_t> targets, double scale,
-                                   FloatTensor& dlogits, int64_t* count);
-
 }  // namespace jetmoe

@@ -23,7 +23,7 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
   ops::matmul_xwT(h, d, T, w.kv_proj, scratch.kv.data(), 2 * HD, pool, matmul);
   // Queries of the expert chosen in each slot; the k * H query heads of a token are contiguous.
   float* q = scratch_floats(scratch.q, T * k * HD);
-  expert_matmul(routing, h, d, /*per_assignment=*/false, w.attn_q, q, pool, matmul, &scratch.experts);
+  expert_matmul(routing, h, d, /*per_assignment=*/false, w.attn_q, q, pool, matmul, scratch.experts);
 
   // Per segment: K/V into its cache, RoPE at its own positions, attention over its own cache.
   float* heads = scratch_floats(scratch.heads, T * k * HD);
@@ -48,7 +48,7 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
 
   // Each slot's heads go through the output projection of the same expert as its query (P3).
   float* projected = scratch_floats(scratch.projected, T * k * d);
-  expert_matmul(routing, heads, HD, /*per_assignment=*/true, w.attn_o, projected, pool, matmul, &scratch.experts);
+  expert_matmul(routing, heads, HD, /*per_assignment=*/true, w.attn_o, projected, pool, matmul, scratch.experts);
   combine_gated(routing, projected, d, w.attn_bias, y, pool);
   if (tape) {
     const KvCache& cache = *segments[0].cache;

@@ -14,11 +14,11 @@ Routing mixture_of_experts(const LayerWeights& w, const JetMoeConfig& c, const f
   Routing routing = route(h, T, w.mlp_router, k, pool);
 
   float* up = scratch_floats(scratch.up, T * k * 2 * F);  // [T*k, 2F] per assignment
-  expert_matmul(routing, h, d, /*per_assignment=*/false, w.mlp_in, up, pool, matmul, &scratch.experts);
+  expert_matmul(routing, h, d, /*per_assignment=*/false, w.mlp_in, up, pool, matmul, scratch.experts);
   float* act = scratch_floats(scratch.act, T * k * F);     // [T*k, F]
   ops::silu_glu(up, T * k, F, act, pool);
   float* down = scratch_floats(scratch.down, T * k * d);   // [T*k, d]
-  expert_matmul(routing, act, F, /*per_assignment=*/true, w.mlp_out, down, pool, matmul, &scratch.experts);
+  expert_matmul(routing, act, F, /*per_assignment=*/true, w.mlp_out, down, pool, matmul, scratch.experts);
 
   combine_gated(routing, down, d, w.mlp_bias, y, pool);  // the bias once, after the gated sum (P7)
   if (tape) {

@@ -3,10 +3,8 @@
 // kv_proj's; causal attention in between, one work item per sequence and KV head (query head j
 // of every slot reads KV head j, so each item writes only its own columns).
 #include <algorithm>
-#include <cmath>
 
 #include "kernels/attention_backward.h"
-#include "kernels/ref/backward_ops.h"
 #include "model/sublayer_backward.h"
 
 namespace jetmoe {

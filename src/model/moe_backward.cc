@@ -1,6 +1,5 @@
 // Backward of the mixture of GLU MLP experts (mixture_of_experts.cc) over a stacked batch, steps
 // in reverse order. Two parallel passes of products: W_out's (with the router's), then W_in's.
-#include <algorithm>
 
 #include "kernels/ref/backward_ops.h"
 #include "model/sublayer_backward.h"

@@ -2,73 +2,13 @@
 // file (isa_<level>.cc). Both read their second operand B as it is stored, row-major [K, N] —
 // a weight [out, in] for dx = dy · W, activation rows [T, in] for dW += dy^T · x — so nothing is
 // transposed: a panel of B (a block of rows x kNr columns) is copied (BF16 / F16 weights converted) into
-// contiguous fp32, then a register tile of kMr rows x kNr columns accumulates outer products of
-// one broadcast A element and one panel row, as the forward gemm does (matmul-inl.h).
+// contiguous fp32, then the forward gemm's register tile (micro_tile, matmul-inl.h) accumulates
+// outer products of one broadcast A element and one panel row.
 // The sum of every C element runs over k in increasing order, block after block, whatever the
 // tiling or the threads: results do not depend on how the work is shared.
 // Included by each isa_<level>.cc after matmul-inl.h (V, N, kMr, kNr); no includes here.
 
 static_assert(kBackwardInputCols % kNr == 0 && kBackwardWeightCols % kNr == 0, "column blocks are whole panels");
-
-// C[0:MR, 0:n] (+)= A · panel over K steps, n <= kNr. A element (r, k) is A[k * lda + r] when
-// kTransposedA (dy^T of a weight gradient: a row of dy holds one k), else A[r * lda + k].
-// The panel is [K][kNr], zero past column n; only the first n columns of C are touched.
-template <int MR, bool kTransposedA>
-void backward_tile(int64_t K, const float* A, int64_t lda, const float* panel, float* C, int64_t ldc, int n,
-                   bool accumulate) {
-  constexpr int NV = Simd::kNv;
-  int lanes[NV];
-  for (int v = 0; v < NV; ++v) lanes[v] = std::clamp(n - v * N, 0, N);
-  V acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = !accumulate     ? Simd::zero()
-                  : lanes[v] == N ? Simd::load(C + r * ldc + v * N)
-                                  : Simd::load_n(C + r * ldc + v * N, lanes[v]);
-  for (int64_t k = 0; k < K; ++k) {
-    V b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = Simd::load(panel + k * kNr + v * N);
-    for (int r = 0; r < MR; ++r) {
-      const V a = Simd::set1(kTransposedA ? A[k * lda + r] : A[r * lda + k]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = Simd::fma(a, b[v], acc[r][v]);
-    }
-  }
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) {
-      if (lanes[v] == N)
-        Simd::store(C + r * ldc + v * N, acc[r][v]);
-      else if (lanes[v] > 0)
-        Simd::store_n(C + r * ldc + v * N, acc[r][v], lanes[v]);
-    }
-}
-
-using BackwardTileFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, int, bool);
-
-template <bool kTransposedA, int... R>
-constexpr std::array<BackwardTileFn, sizeof...(R)> backward_tiles(std::integer_sequence<int, R...>) {
-  return {&backward_tile<R + 1, kTransposedA>...};
-}
-
-// The tile for `rows` (1 .. kMr) rows.
-template <bool kTransposedA>
-BackwardTileFn backward_tile_for(int64_t rows) {
-  static constexpr auto tiles = backward_tiles<kTransposedA>(std::make_integer_sequence<int, kMr>());
-  return tiles[size_t(rows - 1)];
-}
-
-template <DType kType>
-inline V load_b(const void* B, int64_t at) {
-  if constexpr (kType == DType::F32) return Simd::load(static_cast<const float*>(B) + at);
-  if constexpr (kType == DType::BF16) return Simd::load_bf16(static_cast<const uint16_t*>(B) + at);
-  if constexpr (kType == DType::F16) return Simd::load_f16(static_cast<const uint16_t*>(B) + at);
-}
-
-template <DType kType>
-inline V load_b_n(const void* B, int64_t at, int n) {
-  if constexpr (kType == DType::F32) return Simd::load_n(static_cast<const float*>(B) + at, n);
-  if constexpr (kType == DType::BF16) return Simd::load_bf16_n(static_cast<const uint16_t*>(B) + at, n);
-  if constexpr (kType == DType::F16) return Simd::load_f16_n(static_cast<const uint16_t*>(B) + at, n);
-}
 
 // panels[p][kk][j] = B[k0 + kk, col0 + p * kNr + j] as fp32 for kk < kc, j < the block's width
 // `cols` (zero beyond it, up to whole panels).
@@ -81,7 +21,9 @@ void pack_b_block(const void* B, int64_t ldb, int64_t k0, int64_t kc, int64_t co
     for (int64_t v = 0; v < n_vectors; ++v) {
       const int64_t c = v * N;
       const int n = int(std::clamp<int64_t>(cols - c, 0, N));
-      const V b = n == N ? load_b<kType>(B, row + c) : n > 0 ? load_b_n<kType>(B, row + c, n) : Simd::zero();
+      const V b = n == N  ? load_as_f32<kType>(B, row + c)
+                  : n > 0 ? load_as_f32_n<kType>(B, row + c, n)
+                          : Simd::zero();
       Simd::store(panels + (v / Simd::kNv) * kc * kNr + kk * kNr + (v % Simd::kNv) * N, b);
     }
   }
@@ -102,7 +44,7 @@ void input_gradient_typed(const float* A, int64_t lda, int64_t M, int64_t K, con
       const int n = int(std::min<int64_t>(kNr, cols - c));
       for (int64_t m0 = 0; m0 < M; m0 += kMr) {
         const int64_t mr = std::min<int64_t>(kMr, M - m0);
-        backward_tile_for<false>(mr)(kc, A + m0 * lda + k0, lda, panel, C + m0 * ldc + c, ldc, n, k0 > 0);
+        micro_tile_for<false>(mr)(kc, A + m0 * lda + k0, lda, panel, kNr, C + m0 * ldc + c, ldc, n, k0 > 0);
       }
     }
   }
@@ -144,7 +86,7 @@ void backward_weight_block(const float* A, int64_t lda, int64_t M, int64_t K, co
       for (int64_t c = 0; c < cols; c += kNr) {
         const float* panel = panels + (c / kNr) * K * kNr + k0 * kNr;
         const int n = int(std::min<int64_t>(kNr, cols - c));
-        backward_tile_for<true>(mr)(kc, A + k0 * lda + m0, lda, panel, C + m0 * ldc + c, ldc, n, true);
+        micro_tile_for<false, true>(mr)(kc, A + k0 * lda + m0, lda, panel, kNr, C + m0 * ldc + c, ldc, n, true);
       }
     }
   }

@@ -32,6 +32,23 @@ struct QuantizedRows {
   int64_t cols = 0;               // a multiple of kQuantBlock
 };
 
+// Where rows t0 .. t0 + kT - 1 of a QuantizedRows start: what a decoding kernel walks for every
+// W row.
+template <int kT>
+struct QuantizedRowPointers {
+  const int8_t* q[kT];
+  const float* scale[kT];
+  const int32_t* sum[kT];
+  QuantizedRowPointers(const QuantizedRows& x, int64_t t0) {
+    const int64_t blocks = x.cols / kQuantBlock;
+    for (int t = 0; t < kT; ++t) {
+      q[t] = x.q + (t0 + t) * x.cols;
+      scale[t] = x.scale + (t0 + t) * blocks;
+      sum[t] = x.sum + (t0 + t) * blocks;
+    }
+  }
+};
+
 // One block of causal attention for one KV head: `rows` query rows attend keys 0 .. n_keys[r]-1.
 struct AttentionBlock {
   const float* q = nullptr;      // row r at q + r * q_stride, head_dim floats

@@ -14,21 +14,30 @@ constexpr int kNr = Simd::kNv * Simd::N;
 // of x passes over them.
 constexpr int64_t kKc = 256;
 
+// N values of type kType from element `at` of `data`, as fp32.
 template <DType kType>
-inline V load_weights(const WeightMatrix& W, int64_t row, int64_t col) {
-  const int64_t at = row * W.cols + col;
-  if constexpr (kType == DType::F32) return Simd::load(static_cast<const float*>(W.data) + at);
-  if constexpr (kType == DType::BF16) return Simd::load_bf16(static_cast<const uint16_t*>(W.data) + at);
-  if constexpr (kType == DType::F16) return Simd::load_f16(static_cast<const uint16_t*>(W.data) + at);
+inline V load_as_f32(const void* data, int64_t at) {
+  if constexpr (kType == DType::F32) return Simd::load(static_cast<const float*>(data) + at);
+  if constexpr (kType == DType::BF16) return Simd::load_bf16(static_cast<const uint16_t*>(data) + at);
+  if constexpr (kType == DType::F16) return Simd::load_f16(static_cast<const uint16_t*>(data) + at);
 }
 
-// The first n (< N) weights from (row, col); the other lanes are zero and nothing past n is read.
+// The first n (< N) of them; the other lanes are zero and nothing past n is read.
+template <DType kType>
+inline V load_as_f32_n(const void* data, int64_t at, int n) {
+  if constexpr (kType == DType::F32) return Simd::load_n(static_cast<const float*>(data) + at, n);
+  if constexpr (kType == DType::BF16) return Simd::load_bf16_n(static_cast<const uint16_t*>(data) + at, n);
+  if constexpr (kType == DType::F16) return Simd::load_f16_n(static_cast<const uint16_t*>(data) + at, n);
+}
+
+template <DType kType>
+inline V load_weights(const WeightMatrix& W, int64_t row, int64_t col) {
+  return load_as_f32<kType>(W.data, row * W.cols + col);
+}
+
 template <DType kType>
 inline V load_weights_n(const WeightMatrix& W, int64_t row, int64_t col, int n) {
-  const int64_t at = row * W.cols + col;
-  if constexpr (kType == DType::F32) return Simd::load_n(static_cast<const float*>(W.data) + at, n);
-  if constexpr (kType == DType::BF16) return Simd::load_bf16_n(static_cast<const uint16_t*>(W.data) + at, n);
-  if constexpr (kType == DType::F16) return Simd::load_f16_n(static_cast<const uint16_t*>(W.data) + at, n);
+  return load_as_f32_n<kType>(W.data, row * W.cols + col, n);
 }
 
 // ---- gemv ----
@@ -126,12 +135,13 @@ void gemv(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
   }
 }
 
-// ---- register-tiled product, shared by gemm and attention ----
+// ---- register-tiled product, shared by gemm, attention and the backward products ----
 
-// C[0:MR, 0:n] (+)= A[0:MR, 0:K] · B[0:K, 0:n] with n <= kNr. A rows are lda apart (broadcast one
-// element at a time), B rows ldb apart. B loads read kNr columns unless kMaskB (then exactly n);
-// only the first n columns of C are read or written.
-template <int MR, bool kMaskB>
+// C[0:MR, 0:n] (+)= A[0:MR, 0:K] · B[0:K, 0:n] with n <= kNr. A element (r, k) is A[r * lda + k],
+// or A[k * lda + r] when kTransposedA (dy^T of a weight gradient: a row of dy holds one k);
+// broadcast one element at a time. B rows ldb apart; B loads read kNr columns unless kMaskB (then
+// exactly n); only the first n columns of C are read or written.
+template <int MR, bool kMaskB, bool kTransposedA = false>
 void micro_tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int n,
                 bool accumulate) {
   constexpr int NV = Simd::kNv;
@@ -148,7 +158,7 @@ void micro_tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t 
     for (int v = 0; v < NV; ++v)
       b[v] = kMaskB ? Simd::load_n(B + k * ldb + v * N, lanes[v]) : Simd::load(B + k * ldb + v * N);
     for (int r = 0; r < MR; ++r) {
-      const V a = Simd::set1(A[r * lda + k]);
+      const V a = Simd::set1(kTransposedA ? A[k * lda + r] : A[r * lda + k]);
       for (int v = 0; v < NV; ++v) acc[r][v] = Simd::fma(a, b[v], acc[r][v]);
     }
   }
@@ -161,15 +171,15 @@ void micro_tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t 
 
 using MicroTileFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int, bool);
 
-template <bool kMaskB, int... R>
+template <bool kMaskB, bool kTransposedA, int... R>
 constexpr std::array<MicroTileFn, sizeof...(R)> micro_tiles(std::integer_sequence<int, R...>) {
-  return {&micro_tile<R + 1, kMaskB>...};
+  return {&micro_tile<R + 1, kMaskB, kTransposedA>...};
 }
 
 // The tile for `rows` (1 .. kMr) rows.
-template <bool kMaskB>
+template <bool kMaskB, bool kTransposedA = false>
 MicroTileFn micro_tile_for(int64_t rows) {
-  static constexpr auto tiles = micro_tiles<kMaskB>(std::make_integer_sequence<int, kMr>());
+  static constexpr auto tiles = micro_tiles<kMaskB, kTransposedA>(std::make_integer_sequence<int, kMr>());
   return tiles[size_t(rows - 1)];
 }
 

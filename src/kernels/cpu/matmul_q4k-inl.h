@@ -20,16 +20,9 @@
 template <class K, int kT>
 void q4k_dot_rows(const QuantizedRows& x, int64_t t0, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                   int64_t ldy) {
-  const int64_t supers = W.cols / kQ4kSuperBlock, blocks = W.cols / kQuantBlock;
+  const int64_t supers = W.cols / kQ4kSuperBlock;
   const int64_t row_bytes = supers * int64_t(kQ4kBytes);
-  const int8_t* xq[kT];
-  const float* xs[kT];
-  const int32_t* xsum[kT];
-  for (int t = 0; t < kT; ++t) {
-    xq[t] = x.q + (t0 + t) * x.cols;
-    xs[t] = x.scale + (t0 + t) * blocks;
-    xsum[t] = x.sum + (t0 + t) * blocks;
-  }
+  const QuantizedRowPointers<kT> xr(x, t0);
   for (int64_t o = o_begin; o < o_end; ++o) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + o * row_bytes;
     typename K::Sums sums[kT];
@@ -38,8 +31,8 @@ void q4k_dot_rows(const QuantizedRows& x, int64_t t0, const WeightMatrix& W, int
       const uint8_t* block = row + sb * int64_t(kQ4kBytes);
       const typename K::Scales scales = K::load_scales(block);
       for (int t = 0; t < kT; ++t)
-        K::accumulate(block, scales, xq[t] + sb * kQ4kSuperBlock, xs[t] + sb * kQ4kSubBlocks,
-                      xsum[t] + sb * kQ4kSubBlocks, sums[t]);
+        K::accumulate(block, scales, xr.q[t] + sb * kQ4kSuperBlock, xr.scale[t] + sb * kQ4kSubBlocks,
+                      xr.sum[t] + sb * kQ4kSubBlocks, sums[t]);
     }
     for (int t = 0; t < kT; ++t) y[(t0 + t) * ldy + o] = K::finish(sums[t]);
   }

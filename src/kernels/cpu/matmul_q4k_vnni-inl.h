@@ -51,14 +51,8 @@ void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o
   __m512i scale_lanes[4];
   for (int i = 0; i < 4; ++i)
     scale_lanes[i] = _mm512_mask_set1_epi32(_mm512_set1_epi32(kVectorSubBlocks[i][0]), 0xff00, kVectorSubBlocks[i][1]);
-  const int8_t* xq[kT];
-  const float* xs[kT];
-  const int32_t* xsum[kT];
-  for (int t = 0; t < kT; ++t) {
-    xq[t] = reordered.data() + t * x.cols;
-    xs[t] = x.scale + t * blocks;
-    xsum[t] = x.sum + t * blocks;
-  }
+  QuantizedRowPointers<kT> xr(x, 0);
+  for (int t = 0; t < kT; ++t) xr.q[t] = reordered.data() + t * x.cols;  // the levels in vector order
   for (int64_t o = o_begin; o < o_end; ++o) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + o * row_bytes;
     __m512 acc[kT][2];
@@ -80,12 +74,12 @@ void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o
 #pragma GCC unroll 4
       for (int t = 0; t < kT; ++t) {
         // Lanes 0-7: d sc_k dx_k; lanes 8-15: dmin m_k dx_k (each sub-block's dx twice).
-        const __m256 dx = _mm256_loadu_ps(xs[t] + sb * kQ4kSubBlocks);
+        const __m256 dx = _mm256_loadu_ps(xr.scale[t] + sb * kQ4kSubBlocks);
         const __m512 scale = _mm512_mul_ps(lane_scales, _mm512_broadcast_f32x8(dx));
         // The min terms, subtracted in lanes 8-15 (all lanes are summed at the end).
-        const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xsum[t] + sb * kQ4kSubBlocks));
+        const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.sum[t] + sb * kQ4kSubBlocks));
         acc[t][1] = _mm512_mask3_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_broadcast_i64x4(sums)), scale, acc[t][1], 0xff00);
-        const int8_t* xb = xq[t] + sb * kQ4kSuperBlock;
+        const int8_t* xb = xr.q[t] + sb * kQ4kSuperBlock;
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) {
           const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[i], _mm512_loadu_si512(xb + 64 * i));

@@ -47,21 +47,14 @@ void dot_rows(const QuantizedRows& x, int64_t t0, const WeightMatrix& W, int64_t
   using Acc = typename Q::Acc;
   const int64_t blocks = W.cols / kQuantBlock;
   const int64_t row_bytes = blocks * kQ8BlockBytes<kType>;
-  const int8_t* xq[kT];
-  const float* xs[kT];
-  const int32_t* xsum[kT];
-  for (int t = 0; t < kT; ++t) {
-    xq[t] = x.q + (t0 + t) * x.cols;
-    xs[t] = x.scale + (t0 + t) * blocks;
-    xsum[t] = x.sum + (t0 + t) * blocks;
-  }
+  const QuantizedRowPointers<kT> xr(x, t0);
   const auto step = [&](const uint8_t* row, int64_t b, Acc* acc) {
     const uint8_t* block = row + b * kQ8BlockBytes<kType>;
     const float dw = Q::f16(block);
     const typename Q::Block w = load_weight_block<Q, kType>(block);
     for (int t = 0; t < kT; ++t) {
-      const Acc p = dot_block<Q, kType>(w, Q::load_x(xq[t] + b * kQuantBlock), xsum[t][b]);
-      acc[2 * t] = Q::fma(p, dw * xs[t][b], acc[2 * t]);
+      const Acc p = dot_block<Q, kType>(w, Q::load_x(xr.q[t] + b * kQuantBlock), xr.sum[t][b]);
+      acc[2 * t] = Q::fma(p, dw * xr.scale[t][b], acc[2 * t]);
     }
   };
   for (int64_t o = o_begin; o < o_end; ++o) {

@@ -106,14 +106,7 @@ void gemv_rows_vnni(const QuantizedRows& x, int64_t t0, const WeightMatrix& W, i
   const int64_t blocks = W.cols / kQuantBlock, chunks = blocks / 16;
   const __m512i reduced_order = _mm512_loadu_si512(kReducedOrder);
   const __m512i pair_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const int8_t* xq[kT];
-  const float* xs[kT];
-  const int32_t* xsum[kT];
-  for (int t = 0; t < kT; ++t) {
-    xq[t] = x.q + (t0 + t) * x.cols;
-    xs[t] = x.scale + (t0 + t) * blocks;
-    xsum[t] = x.sum + (t0 + t) * blocks;
-  }
+  const QuantizedRowPointers<kT> xr(x, t0);
   for (int64_t o = o_begin; o < o_end; ++o) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + o * blocks * kBytes;
     __m512 acc[kT];
@@ -134,10 +127,10 @@ void gemv_rows_vnni(const QuantizedRows& x, int64_t t0, const WeightMatrix& W, i
 #pragma GCC unroll 8
         for (int p = 0; p < 8; ++p)
           d[p] =
-              _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[p], _mm512_loadu_si512(xq[t] + (c + 2 * p) * kQuantBlock));
+              _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[p], _mm512_loadu_si512(xr.q[t] + (c + 2 * p) * kQuantBlock));
         const __m512i correction =
-            _mm512_permutexvar_epi32(reduced_order, _mm512_slli_epi32(_mm512_loadu_si512(xsum[t] + c), kShift));
-        const __m512 s = _mm512_mul_ps(dw, _mm512_permutexvar_ps(reduced_order, _mm512_loadu_ps(xs[t] + c)));
+            _mm512_permutexvar_epi32(reduced_order, _mm512_slli_epi32(_mm512_loadu_si512(xr.sum[t] + c), kShift));
+        const __m512 s = _mm512_mul_ps(dw, _mm512_permutexvar_ps(reduced_order, _mm512_loadu_ps(xr.scale[t] + c)));
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(reduce_pairs(d), correction)), s, acc[t]);
       }
     }
@@ -152,9 +145,9 @@ void gemv_rows_vnni(const QuantizedRows& x, int64_t t0, const WeightMatrix& W, i
       const __mmask16 valid = two ? 0xffff : 0x00ff;
 #pragma GCC unroll 4
       for (int t = 0; t < kT; ++t) {
-        const __m512i xv = _mm512_maskz_loadu_epi32(valid, xq[t] + b * kQuantBlock);
-        const __m512i sums = _mm512_maskz_loadu_epi32(two ? 0x3 : 0x1, xsum[t] + b);
-        const __m512 scales = _mm512_maskz_loadu_ps(two ? 0x3 : 0x1, xs[t] + b);
+        const __m512i xv = _mm512_maskz_loadu_epi32(valid, xr.q[t] + b * kQuantBlock);
+        const __m512i sums = _mm512_maskz_loadu_epi32(two ? 0x3 : 0x1, xr.sum[t] + b);
+        const __m512 scales = _mm512_maskz_loadu_ps(two ? 0x3 : 0x1, xr.scale[t] + b);
         // Per lane: offset / 8 of the block's activation sum.
         const __m512i correction = _mm512_slli_epi32(_mm512_permutexvar_epi32(pair_lanes, sums), kShift - 3);
         const __m512i dots = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv), correction);
