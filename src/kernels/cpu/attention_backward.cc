@@ -1,14 +1,13 @@
-// The backward of attention over many heads: one work item per head, taken from a shared counter
-// by the pool threads, each running the per-ISA kernel of attention_backward-inl.h.
+// The backward of attention over many heads: one work item per head, shared among the pool
+// threads (work_queue.h), each running the per-ISA kernel of attention_backward-inl.h.
 #include "kernels/attention_backward.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/work_queue.h"
 
 namespace jetmoe::ops {
 
@@ -22,18 +21,8 @@ void attention_backward(std::span<const AttentionBackwardHead> heads, ThreadPool
              " rows, ", h.slots, " slots, ", h.positions, " positions");
     scratch_floats = std::max(scratch_floats, kt.attention_backward_scratch(h.positions, h.head_dim));
   }
-  std::atomic<size_t> next{0};
-  const auto take = [&] {
-    // Kept by each thread across calls, so that a training step does not fault in fresh pages.
-    thread_local std::vector<float> scratch;
-    if (int64_t(scratch.size()) < scratch_floats) scratch.resize(size_t(scratch_floats));
-    for (size_t i = next.fetch_add(1, std::memory_order_relaxed); i < heads.size();
-         i = next.fetch_add(1, std::memory_order_relaxed))
-      kt.attention_backward_head(heads[i], scratch.data());
-  };
-  const int64_t workers = std::min<int64_t>(pool.num_threads(), int64_t(heads.size()));
-  if (workers <= 1) return take();
-  pool.parallel_for(workers, [&](int64_t, int64_t) { take(); });
+  kernels::cpu::for_each_item(pool, int64_t(heads.size()), scratch_floats,
+                              [&](int64_t i, float* scratch) { kt.attention_backward_head(heads[size_t(i)], scratch); });
 }
 
 }  // namespace jetmoe::ops

@@ -7,10 +7,10 @@
 #include "kernels/backward_products.h"
 
 #include <algorithm>
-#include <atomic>
 
 #include "core/error.h"
 #include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/work_queue.h"
 #include "kernels/ops.h"
 
 namespace jetmoe::ops {
@@ -25,12 +25,6 @@ using kernels::cpu::kBackwardWeightCols;
 constexpr int64_t kRowBlock = 192;
 constexpr int64_t kTile = 32;
 
-// Scratch of the calling thread, kept across calls so that packing never faults in fresh pages.
-float* thread_scratch() {
-  thread_local std::vector<float> scratch(size_t(kernels::cpu::kBackwardGemmScratchFloats));
-  return scratch.data();
-}
-
 int64_t row_blocks(const BackwardProduct& p) { return (p.m + kRowBlock - 1) / kRowBlock; }
 int64_t block_cols(const BackwardProduct& p) {
   return p.kind == BackwardProduct::Kind::Input ? kBackwardInputCols : kBackwardWeightCols;
@@ -38,23 +32,6 @@ int64_t block_cols(const BackwardProduct& p) {
 int64_t col_blocks(const BackwardProduct& p) { return (p.n + block_cols(p) - 1) / block_cols(p); }
 bool is_empty(const BackwardProduct& p) {
   return p.m == 0 || p.n == 0 || (p.kind == BackwardProduct::Kind::Weight && p.k == 0);
-}
-
-// Runs body(item, scratch) for every item in [0, n) on the pool threads, each taking the next
-// item from a shared counter (uneven items still end together).
-template <class Body>
-void for_each_item(ThreadPool& pool, int64_t n, const Body& body) {
-  if (n <= 0) return;
-  std::atomic<int64_t> next{0};
-  const auto take = [&] {
-    float* scratch = thread_scratch();
-    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n;
-         i = next.fetch_add(1, std::memory_order_relaxed))
-      body(i, scratch);
-  };
-  const int64_t workers = std::min<int64_t>(pool.num_threads(), n);
-  if (workers == 1) return take();
-  pool.parallel_for(workers, [&](int64_t, int64_t) { take(); });
 }
 
 // Item i of a list of products cut into `count(p)` items each: (product index, item within it).
@@ -137,7 +114,7 @@ void backward_products(std::span<const BackwardProduct> products, ThreadPool& po
   const ItemIndex packs(products, [](const BackwardProduct& p) {
     return p.kind == BackwardProduct::Kind::Weight ? col_blocks(p) : int64_t(0);
   });
-  for_each_item(pool, packs.total(), [&](int64_t item, float*) {
+  kernels::cpu::for_each_item(pool, packs.total(), 0, [&](int64_t item, float*) {
     const auto [i, block] = packs.locate(item);
     const BackwardProduct& p = products[i];
     const int64_t c0 = block * kBackwardWeightCols, cols = std::min(kBackwardWeightCols, p.n - c0);
@@ -146,7 +123,8 @@ void backward_products(std::span<const BackwardProduct> products, ThreadPool& po
 
   // Then every block of every product, rows x columns.
   const ItemIndex blocks(products, [](const BackwardProduct& p) { return row_blocks(p) * col_blocks(p); });
-  for_each_item(pool, blocks.total(), [&](int64_t item, float* scratch) {
+  kernels::cpu::for_each_item(pool, blocks.total(), kernels::cpu::kBackwardGemmScratchFloats,
+                              [&](int64_t item, float* scratch) {
     const auto [i, block] = blocks.locate(item);
     const BackwardProduct& p = products[i];
     const int64_t cols_blocks = col_blocks(p);

@@ -8,7 +8,7 @@
 // of two sub-blocks; they are converted and scaled by d sc_k dx_k (vpermps picks each half's
 // scale). The min terms of the 8 sub-blocks are one masked 8-lane FMA of dmin m_k dx_k with the
 // activation block sums, into the same accumulator. Levels and scales are unpacked once per
-// super-block for all the rows; each super-block prefetches kGemvPrefetchBytes ahead, as the Q4_0
+// super-block for all the rows; each super-block prefetches kGemvPrefetchAhead ahead, as the Q4_0
 // gemv does (matmul_q8vnni-inl.h). About 3.4 ns per super-block and row on Zen 5 from L2, Q4_0's
 // speed per weight byte (broadcasting each 32-byte group to a zmm took 4.1; a separate min
 // accumulator 3.5).
@@ -34,7 +34,7 @@ constexpr int kVectorSubBlocks[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
 template <int kT>
 void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                         int64_t ldy) {
-  const int64_t supers = W.cols / kQ4kSuperBlock, blocks = W.cols / kQuantBlock;
+  const int64_t supers = W.cols / kQ4kSuperBlock;
   const int64_t row_bytes = supers * int64_t(kQ4kBytes);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   // The activation levels with each super-block's sub-blocks in kVectorSubBlocks order, so that
@@ -61,7 +61,7 @@ void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o
     for (int64_t sb = 0; sb < supers; ++sb) {
       const uint8_t* block = row + sb * int64_t(kQ4kBytes);
       for (int line = 0; line < int(kQ4kBytes); line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(block + kGemvPrefetchBytes + line), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(block + kGemvPrefetchAhead + line), _MM_HINT_T0);
       const __m512 lane_scales = q4k_lane_scales(block);
       // The fixed-count loops below must unroll (also at -O2) so that w stays in registers.
       __m512i w[4];
@@ -105,26 +105,24 @@ void gemv_q4k_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begi
 }
 
 // ---- gemm: the int8 GEMM of matmul_q8vnni-inl.h with per-sub-block mins ----
-// A panel of kQ4kNr output columns x kQ4kKcBlocks sub-blocks (two super-blocks) is unpacked once
-// and reused by every row tile of x: words[(b * 8 + g) * kQ4kNr + j] holds the 4 levels
+// A panel of kVnniNr output columns x kQ4kKcBlocks sub-blocks (two super-blocks) is unpacked once
+// and reused by every row tile of x: words[(b * 8 + g) * kVnniNr + j] holds the 4 levels
 // k = 32 b + 4 g .. + 3 of column j (the Q4_0 panel layout), and per sub-block and column the fp32
 // d sc and dmin m. Per sub-block, the int32 dot products are scaled by d sc dx into fp32
 // accumulators, from which dmin m (dx s) is subtracted.
 
-constexpr int kQ4kNr = 32;
-constexpr int kQ4kMr = 6;  // 12 int32 + 12 fp32 accumulators + 2 weight vectors + 1 broadcast
 constexpr int64_t kQ4kKcBlocks = 2 * kQ4kSubBlocks;
-// One panel: the level words, then kQ4kKcBlocks * kQ4kNr scales and as many mins.
-constexpr int64_t kQ4kPanelFloats = kQ4kKcBlocks * 8 * kQ4kNr + 2 * kQ4kKcBlocks * kQ4kNr;
+// One panel: the level words, then kQ4kKcBlocks * kVnniNr scales and as many mins.
+constexpr int64_t kQ4kPanelFloats = kQ4kKcBlocks * 8 * kVnniNr + 2 * kQ4kKcBlocks * kVnniNr;
 
-// Unpacks W rows o0 .. o0 + rows - 1 (rows <= kQ4kNr; zero columns after), sub-blocks b0 .. b0 + nb - 1
+// Unpacks W rows o0 .. o0 + rows - 1 (rows <= kVnniNr; zero columns after), sub-blocks b0 .. b0 + nb - 1
 // (whole super-blocks).
 void pack_panel_q4k(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0, int64_t nb, uint32_t* words,
                     float* scales, float* mins) {
   const int64_t row_bytes = W.cols / kQ4kSuperBlock * int64_t(kQ4kBytes);
   const auto* base = static_cast<const uint8_t*>(W.data) + o0 * row_bytes + b0 / kQ4kSubBlocks * int64_t(kQ4kBytes);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  for (int j0 = 0; j0 < kQ4kNr; j0 += 16) {
+  for (int j0 = 0; j0 < kVnniNr; j0 += 16) {
     for (int64_t bb = 0; bb < nb; bb += 2) {  // sub-blocks bb, bb + 1: one group of level bytes
       const uint8_t* group =
           base + bb / kQ4kSubBlocks * int64_t(kQ4kBytes) + kQ4kLevelsAt + (bb % kQ4kSubBlocks) / 2 * 32;
@@ -140,13 +138,13 @@ void pack_panel_q4k(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0,
         r[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1));
       }
       Simd::transpose(r);  // r[g] = word g of the two sub-blocks for the 16 columns
-      for (int g = 0; g < 16; ++g) _mm512_storeu_ps(words + (bb * 8 + g) * kQ4kNr + j0, r[g]);
+      for (int g = 0; g < 16; ++g) _mm512_storeu_ps(words + (bb * 8 + g) * kVnniNr + j0, r[g]);
     }
   }
   // Per super-block and 16 columns: each column's 8 scales and 8 mins (q4k_lane_scales), transposed
   // into 8 rows of scales and 8 of mins over the columns.
   for (int64_t sb = 0; sb < nb / kQ4kSubBlocks; ++sb) {
-    for (int j0 = 0; j0 < kQ4kNr; j0 += 16) {
+    for (int j0 = 0; j0 < kVnniNr; j0 += 16) {
       __m512 r[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i)
@@ -154,8 +152,8 @@ void pack_panel_q4k(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0,
                              : _mm512_setzero_ps();
       Simd::transpose(r);
       for (int k = 0; k < kQ4kSubBlocks; ++k) {
-        _mm512_storeu_ps(scales + (sb * kQ4kSubBlocks + k) * kQ4kNr + j0, r[k]);
-        _mm512_storeu_ps(mins + (sb * kQ4kSubBlocks + k) * kQ4kNr + j0, r[kQ4kSubBlocks + k]);
+        _mm512_storeu_ps(scales + (sb * kQ4kSubBlocks + k) * kVnniNr + j0, r[k]);
+        _mm512_storeu_ps(mins + (sb * kQ4kSubBlocks + k) * kVnniNr + j0, r[kQ4kSubBlocks + k]);
       }
     }
   }
@@ -178,21 +176,9 @@ void micro_tile_q4k(int64_t nb, const int8_t* A, int64_t lda, const float* a_sca
     __m512i dots[MR][2];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) dots[r][0] = dots[r][1] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; ++g) {
-      const uint32_t* w = words + (bb * 8 + g) * kQ4kNr;
-      const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 16);
-#pragma GCC unroll 8
-      for (int r = 0; r < MR; ++r) {
-        int32_t quad;
-        std::memcpy(&quad, A + r * lda + bb * kQuantBlock + 4 * g, 4);
-        const __m512i a = _mm512_set1_epi32(quad);
-        dots[r][0] = _mm512_dpbusd_epi32(dots[r][0], w0, a);
-        dots[r][1] = _mm512_dpbusd_epi32(dots[r][1], w1, a);
-      }
-    }
-    const __m512 d0 = Simd::load(w_scale + bb * kQ4kNr), d1 = Simd::load(w_scale + bb * kQ4kNr + 16);
-    const __m512 m0 = Simd::load(w_min + bb * kQ4kNr), m1 = Simd::load(w_min + bb * kQ4kNr + 16);
+    add_block_dots<MR>(words + bb * 8 * kVnniNr, A + bb * kQuantBlock, lda, dots);
+    const __m512 d0 = Simd::load(w_scale + bb * kVnniNr), d1 = Simd::load(w_scale + bb * kVnniNr + 16);
+    const __m512 m0 = Simd::load(w_min + bb * kVnniNr), m1 = Simd::load(w_min + bb * kVnniNr + 16);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512 s = Simd::set1(a_scale[r * lds + bb]), s_sum = Simd::set1(a_scaled_sum[r * lds + bb]);
@@ -216,26 +202,26 @@ constexpr std::array<MicroTileQ4kFn, sizeof...(R)> micro_tiles_q4k(std::integer_
 
 void gemm_q4k_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                    int64_t ldy, float* scratch) {
-  static constexpr auto tiles = micro_tiles_q4k(std::make_integer_sequence<int, kQ4kMr>());
+  static constexpr auto tiles = micro_tiles_q4k(std::make_integer_sequence<int, kVnniMr>());
   const int64_t blocks = W.cols / kQuantBlock;
   if (blocks == 0) {
     for (int64_t t = 0; t < x.rows; ++t) std::fill(y + t * ldy + o_begin, y + t * ldy + o_end, 0.0f);
     return;
   }
   auto* words = reinterpret_cast<uint32_t*>(scratch);
-  float* w_scale = scratch + kQ4kKcBlocks * 8 * kQ4kNr;
-  float* w_min = w_scale + kQ4kKcBlocks * kQ4kNr;
+  float* w_scale = scratch + kQ4kKcBlocks * 8 * kVnniNr;
+  float* w_min = w_scale + kQ4kKcBlocks * kVnniNr;
   // dx * (level sum) of every activation block, the factor of the min terms, once per call.
   thread_local std::vector<float> scaled_sums;
   scaled_sums.resize(size_t(x.rows * blocks));
   for (int64_t i = 0; i < x.rows * blocks; ++i) scaled_sums[size_t(i)] = x.scale[i] * float(x.sum[i]);
-  for (int64_t o0 = o_begin; o0 < o_end; o0 += kQ4kNr) {
-    const int n = int(std::min<int64_t>(kQ4kNr, o_end - o0));
+  for (int64_t o0 = o_begin; o0 < o_end; o0 += kVnniNr) {
+    const int n = int(std::min<int64_t>(kVnniNr, o_end - o0));
     for (int64_t b0 = 0; b0 < blocks; b0 += kQ4kKcBlocks) {
       const int64_t nb = std::min(kQ4kKcBlocks, blocks - b0);  // whole super-blocks, as rows are
       pack_panel_q4k(W, o0, n, b0, nb, words, w_scale, w_min);
-      for (int64_t t0 = 0; t0 < x.rows; t0 += kQ4kMr) {
-        const int64_t mr = std::min<int64_t>(kQ4kMr, x.rows - t0);
+      for (int64_t t0 = 0; t0 < x.rows; t0 += kVnniMr) {
+        const int64_t mr = std::min<int64_t>(kVnniMr, x.rows - t0);
         tiles[size_t(mr - 1)](nb, x.q + t0 * x.cols + b0 * kQuantBlock, x.cols, x.scale + t0 * blocks + b0,
                               scaled_sums.data() + t0 * blocks + b0, blocks, words, w_scale, w_min, y + t0 * ldy + o0,
                               ldy, n, b0 > 0);

@@ -13,10 +13,10 @@
 //    weight scales picked from the row by vpermt2w (a gather is slower here).
 // About 1.6 cycles per block on Zen 5; one block per 256-bit register with scales per block took
 // 3.8. The last blocks of a row (fewer than 16) go pair by pair.
-// Each chunk also prefetches the weights kGemvPrefetchBytes ahead: the hardware prefetcher alone
-// left 10-15% of the read bandwidth unused on this stream (Zen 5, 1 and 2 threads; 4 KB ahead
-// helped less, 2 KB not at all). Prefetches past the matrix are harmless hints.
-constexpr int64_t kGemvPrefetchBytes = 8192;
+// Each chunk also prefetches the weights kGemvPrefetchAhead (matmul-inl.h) ahead: the hardware
+// prefetcher alone left 10-15% of the read bandwidth unused on this stream (Zen 5, 1 and 2
+// threads; 4 KB ahead helped less, 2 KB not at all, 16 KB no better). Prefetches past the matrix
+// are harmless hints.
 
 // Block of each lane of the reduced vector (see reduce_pairs).
 constexpr int kReducedOrder[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
@@ -115,7 +115,7 @@ void gemv_rows_vnni(const QuantizedRows& x, int64_t t0, const WeightMatrix& W, i
     for (int64_t c = 0; c < chunks * 16; c += 16) {
       const uint8_t* chunk = row + c * kBytes;
       for (int64_t line = 0; line < 16 * kBytes; line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(chunk + kGemvPrefetchBytes + line), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(chunk + kGemvPrefetchAhead + line), _MM_HINT_T0);
       // The fixed-count loops below must unroll (also at -O2) so that w and d stay in registers.
       __m512i w[8];
 #pragma GCC unroll 8
@@ -188,7 +188,7 @@ void gemv_q8_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin
 // ---- gemm: an int8 GEMM (vpdpbusd, 64 byte products per instruction: twice the multiply-add
 // rate of bf16 dot products) for prefill.
 //
-// A panel of kQ8Nr = 32 output columns x kQ8KcBlocks blocks of W is packed once and reused by
+// A panel of kVnniNr = 32 output columns x kQ8KcBlocks blocks of W is packed once and reused by
 // every row tile of x: panel words[(b * 8 + g) * 32 + j] holds the 4 unsigned levels
 // k = 32 b + 4 g .. + 3 of column j (Q4_0 nibbles as stored; Q8_0 levels + 128), so one 512-bit
 // load gives 16 columns x 4 k for vpdpbusd against 4 activation bytes broadcast. Per block, int32
@@ -197,11 +197,12 @@ void gemv_q8_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin
 // Included by isa_avx512bf16.cc after simd_avx512-inl.h, simd_q8_avx2-inl.h and matmul_q8-inl.h;
 // no includes here.
 
-constexpr int kQ8Nr = 32;
-constexpr int kQ8Mr = 6;  // 12 int32 + 12 fp32 accumulators + 2 weight vectors + 1 broadcast
+// The register tile of both int8 GEMMs (this one and Q4_K's, matmul_q4k_vnni-inl.h).
+constexpr int kVnniNr = 32;
+constexpr int kVnniMr = 6;  // 12 int32 + 12 fp32 accumulators + 2 weight vectors + 1 broadcast
 constexpr int64_t kQ8KcBlocks = 16;
-// One panel: kQ8KcBlocks * 8 * kQ8Nr words of levels, then kQ8KcBlocks * kQ8Nr fp32 scales.
-constexpr int64_t kQ8PanelFloats = kQ8KcBlocks * 8 * kQ8Nr + kQ8KcBlocks * kQ8Nr;
+// One panel: kQ8KcBlocks * 8 * kVnniNr words of levels, then kQ8KcBlocks * kVnniNr fp32 scales.
+constexpr int64_t kQ8PanelFloats = kQ8KcBlocks * 8 * kVnniNr + kQ8KcBlocks * kVnniNr;
 
 // The 32 levels of a weight block as unsigned bytes in value order.
 template <DType kType>
@@ -212,13 +213,13 @@ inline __m256i unsigned_levels(const uint8_t* block) {
     return Q8Avx2::load_q4_0(block + 2);
 }
 
-// Packs W rows o0 .. o0 + rows - 1 (rows <= kQ8Nr; zero columns after), blocks b0 .. b0 + nb - 1.
+// Packs W rows o0 .. o0 + rows - 1 (rows <= kVnniNr; zero columns after), blocks b0 .. b0 + nb - 1.
 template <DType kType>
 void pack_panel_q8(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0, int64_t nb, uint32_t* words,
                    float* scales) {
   const int64_t row_bytes = W.cols / kQuantBlock * kQ8BlockBytes<kType>;
   const auto* base = static_cast<const uint8_t*>(W.data) + o0 * row_bytes + b0 * kQ8BlockBytes<kType>;
-  for (int j0 = 0; j0 < kQ8Nr; j0 += 16) {
+  for (int j0 = 0; j0 < kVnniNr; j0 += 16) {
     for (int64_t bb = 0; bb < nb; bb += 2) {  // two blocks = 16 words per column, a 16 x 16 transpose
       const bool pair = bb + 1 < nb;
       __m512 r[16];
@@ -234,12 +235,33 @@ void pack_panel_q8(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0, 
         r[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1));
       }
       Simd::transpose(r);  // r[g] = word g of the two blocks for the 16 columns
-      for (int g = 0; g < (pair ? 16 : 8); ++g) _mm512_storeu_ps(words + (bb * 8 + g) * kQ8Nr + j0, r[g]);
+      for (int g = 0; g < (pair ? 16 : 8); ++g) _mm512_storeu_ps(words + (bb * 8 + g) * kVnniNr + j0, r[g]);
     }
   }
   for (int64_t bb = 0; bb < nb; ++bb)
-    for (int j = 0; j < kQ8Nr; ++j)
-      scales[bb * kQ8Nr + j] = j < rows ? Q8Avx2::f16(base + j * row_bytes + bb * kQ8BlockBytes<kType>) : 0.0f;
+    for (int j = 0; j < kVnniNr; ++j)
+      scales[bb * kVnniNr + j] = j < rows ? Q8Avx2::f16(base + j * row_bytes + bb * kQ8BlockBytes<kType>) : 0.0f;
+}
+
+// dots[r][v] += the byte products of one block of 32 levels: activation row r (at A, rows lda
+// apart) against columns 16 v .. 16 v + 15 of the block's 8 panel words per column, 4 k per
+// vpdpbusd. Shared by the Q8_0 / Q4_0 and the Q4_K micro-tiles.
+template <int MR>
+__attribute__((always_inline)) inline void add_block_dots(const uint32_t* block_words, const int8_t* A, int64_t lda,
+                                                          __m512i (&dots)[MR][2]) {
+#pragma GCC unroll 8
+  for (int g = 0; g < 8; ++g) {
+    const uint32_t* w = block_words + g * kVnniNr;
+    const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, A + r * lda + 4 * g, 4);
+      const __m512i a = _mm512_set1_epi32(quad);
+      dots[r][0] = _mm512_dpbusd_epi32(dots[r][0], w0, a);
+      dots[r][1] = _mm512_dpbusd_epi32(dots[r][1], w1, a);
+    }
+  }
 }
 
 // C[0:MR, 0:n] (+)= the product of MR quantized activation rows (levels A, lda bytes apart; scales
@@ -259,20 +281,8 @@ void micro_tile_q8(int64_t nb, const int8_t* A, int64_t lda, const float* a_scal
     __m512i dots[MR][2];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) dots[r][0] = dots[r][1] = _mm512_set1_epi32(-a_sum[r * lds + bb] * (1 << shift));
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; ++g) {
-      const uint32_t* w = words + (bb * 8 + g) * kQ8Nr;
-      const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 16);
-#pragma GCC unroll 8
-      for (int r = 0; r < MR; ++r) {
-        int32_t quad;
-        std::memcpy(&quad, A + r * lda + bb * kQuantBlock + 4 * g, 4);
-        const __m512i a = _mm512_set1_epi32(quad);
-        dots[r][0] = _mm512_dpbusd_epi32(dots[r][0], w0, a);
-        dots[r][1] = _mm512_dpbusd_epi32(dots[r][1], w1, a);
-      }
-    }
-    const __m512 d0 = Simd::load(w_scale + bb * kQ8Nr), d1 = Simd::load(w_scale + bb * kQ8Nr + 16);
+    add_block_dots<MR>(words + bb * 8 * kVnniNr, A + bb * kQuantBlock, lda, dots);
+    const __m512 d0 = Simd::load(w_scale + bb * kVnniNr), d1 = Simd::load(w_scale + bb * kVnniNr + 16);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512 s = Simd::set1(a_scale[r * lds + bb]);
@@ -297,7 +307,7 @@ constexpr std::array<MicroTileQ8Fn, sizeof...(R)> micro_tiles_q8(std::integer_se
 template <DType kType>
 void gemm_q8_vnni_typed(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                         int64_t ldy, float* scratch) {
-  static constexpr auto tiles = micro_tiles_q8(std::make_integer_sequence<int, kQ8Mr>());
+  static constexpr auto tiles = micro_tiles_q8(std::make_integer_sequence<int, kVnniMr>());
   constexpr int shift = kType == DType::Q8_0 ? 7 : 3;  // offsets 128 and 8
   const int64_t blocks = W.cols / kQuantBlock;
   if (blocks == 0) {
@@ -305,14 +315,14 @@ void gemm_q8_vnni_typed(const QuantizedRows& x, const WeightMatrix& W, int64_t o
     return;
   }
   auto* words = reinterpret_cast<uint32_t*>(scratch);
-  float* w_scale = scratch + kQ8KcBlocks * 8 * kQ8Nr;
-  for (int64_t o0 = o_begin; o0 < o_end; o0 += kQ8Nr) {
-    const int n = int(std::min<int64_t>(kQ8Nr, o_end - o0));
+  float* w_scale = scratch + kQ8KcBlocks * 8 * kVnniNr;
+  for (int64_t o0 = o_begin; o0 < o_end; o0 += kVnniNr) {
+    const int n = int(std::min<int64_t>(kVnniNr, o_end - o0));
     for (int64_t b0 = 0; b0 < blocks; b0 += kQ8KcBlocks) {
       const int64_t nb = std::min(kQ8KcBlocks, blocks - b0);
       pack_panel_q8<kType>(W, o0, n, b0, nb, words, w_scale);
-      for (int64_t t0 = 0; t0 < x.rows; t0 += kQ8Mr) {
-        const int64_t mr = std::min<int64_t>(kQ8Mr, x.rows - t0);
+      for (int64_t t0 = 0; t0 < x.rows; t0 += kVnniMr) {
+        const int64_t mr = std::min<int64_t>(kVnniMr, x.rows - t0);
         tiles[size_t(mr - 1)](nb, x.q + t0 * x.cols + b0 * kQuantBlock, x.cols, x.scale + t0 * blocks + b0,
                               x.sum + t0 * blocks + b0, blocks, words, w_scale, shift, y + t0 * ldy + o0, ldy, n,
                               b0 > 0);
