@@ -216,7 +216,8 @@ int main(int argc, char** argv) {
         const double s = best_seconds(3, [&] { ops::matmul_xwT(x.data(), in, T, W, y.data(), out, pool, {act}); });
         const double flops = 2.0 * double(T * out * in) / s;
         std::printf("gemm T=%-4lld %s  %.0f GFLOP/s (%.0f%% of the bf16 peak)\n", (long long)T,
-                    act == ops::Activations::F32 ? "f32 " : "bf16", flops / 1e9, 100.0 * flops / bf16_peak);
+                    act == ops::Activations::F32 ? "f32 " : "bf16", flops / 1e9,
+                    100.0 * flops / std::max(bf16_peak, 1.0));
       }
     }
   }

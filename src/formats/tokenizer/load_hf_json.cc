@@ -4,7 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/mapped_file.h"
 #include "formats/tokenizer/tokenizer_model.h"
 
 namespace jetmoe::tokenizer_detail {
@@ -338,11 +337,6 @@ TokenizerModel parse_hf_json(std::string_view bytes, const std::string& source) 
     fail(source, ": unexpected value (", e.what(), ")");
   }
   return model;
-}
-
-TokenizerModel load_hf_json(const std::string& path) {
-  const MappedFile file(path);
-  return parse_hf_json(std::string_view(reinterpret_cast<const char*>(file.data()), file.size()), path);
 }
 
 }  // namespace jetmoe::tokenizer_detail

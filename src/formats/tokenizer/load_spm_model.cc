@@ -10,7 +10,6 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "core/mapped_file.h"
 #include "formats/tokenizer/protobuf_reader.h"
 #include "formats/tokenizer/tokenizer_model.h"
 
@@ -133,11 +132,6 @@ int32_t checked_special_id(const TokenizerModel& model, int64_t id, std::string_
 }
 
 }  // namespace
-
-TokenizerModel load_spm_model(const std::string& path) {
-  const MappedFile file(path);
-  return parse_spm_model(std::string_view(reinterpret_cast<const char*>(file.data()), file.size()), path);
-}
 
 TokenizerModel parse_spm_model(std::string_view bytes, const std::string& path) {
   TokenizerModel model;

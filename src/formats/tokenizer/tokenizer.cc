@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "formats/tokenizer/bpe.h"
 #include "formats/tokenizer/tokenizer_model.h"
 #include "formats/tokenizer/utf8.h"
@@ -233,14 +233,6 @@ bool looks_like_json(std::string_view bytes) {
   return false;
 }
 
-bool file_looks_like_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char c = 0;
-  while (in.get(c))
-    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return c == '{';
-  return false;
-}
-
 }  // namespace
 }  // namespace tokenizer_detail
 
@@ -265,10 +257,12 @@ Tokenizer Tokenizer::load(const std::string& path) {
   } else if (!fs::exists(path, error)) {
     fail(path, ": no such tokenizer file or directory");
   }
+  const MappedFile mapped(file);
+  const std::string_view bytes(reinterpret_cast<const char*>(mapped.data()), mapped.size());
   const std::string extension = fs::path(file).extension().string();
-  const bool json = extension == ".json" || (extension != ".model" && tokenizer_detail::file_looks_like_json(file));
-  auto model = std::make_shared<TokenizerModel>(json ? tokenizer_detail::load_hf_json(file)
-                                                     : tokenizer_detail::load_spm_model(file));
+  const bool json = extension == ".json" || (extension != ".model" && tokenizer_detail::looks_like_json(bytes));
+  auto model = std::make_shared<TokenizerModel>(json ? tokenizer_detail::parse_hf_json(bytes, file)
+                                                     : tokenizer_detail::parse_spm_model(bytes, file));
   return Tokenizer(std::move(model));
 }
 

@@ -1,6 +1,6 @@
 // What a loaded tokenizer knows, whichever file it came from: the pieces, how text becomes the
 // string that BPE runs on, how pairs merge, and how ids become text again. Internal to the
-// tokenizer; filled by load_hf_json() or load_spm_model().
+// tokenizer; filled by parse_hf_json() or parse_spm_model().
 #pragma once
 
 #include <array>
@@ -118,14 +118,12 @@ struct TokenizerModel {
   }
 };
 
-// Loaders; both throw jetmoe::Error naming `path`.
-TokenizerModel load_hf_json(const std::string& path);
-TokenizerModel load_spm_model(const std::string& path);
-// The same from the bytes of such a file; messages name `source`.
+// Parsers of a tokenizer.json and of a SentencePiece .model file's bytes; both throw
+// jetmoe::Error naming `source`.
 TokenizerModel parse_hf_json(std::string_view bytes, const std::string& source);
 TokenizerModel parse_spm_model(std::string_view bytes, const std::string& source);
 
-// Shared by both loaders once pieces and kinds are known: fills byte_ids and texts.
+// Shared by both parsers once pieces and kinds are known: fills byte_ids and texts.
 // metaspace_to_space: decoding turns '▁' into ' '; drop_leading_space: the first text piece loses
 // a leading ' '; unknown_text: what the unknown piece decodes to (SentencePiece's " ⁇ "), or
 // nullopt to treat it like any other piece of its kind.
