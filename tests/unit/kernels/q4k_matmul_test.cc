@@ -72,14 +72,7 @@ void expect_matches_oracles(const float* y, int64_t y_stride, const std::vector<
 
 void check_one(Isa isa, int64_t T, int64_t in, int64_t out, ThreadPool& pool) {
   const uint32_t seed = uint32_t(T * 7919 + in * 104729 + out * 31);
-  const QuantizedWeight W = random_weight(out, in, seed);
-  const int64_t x_stride = in + 3, y_stride = out + 2;
-  std::vector<float> x_buffer = test::random_floats(size_t(T * x_stride + 1), seed + 1);
-  const std::vector<float> x(x_buffer.begin() + 1, x_buffer.end());
-  std::vector<float> y(size_t(T * y_stride + 1), std::numeric_limits<float>::quiet_NaN());
-  ops::matmul_xwT(x_buffer.data() + 1, x_stride, T, W.view, y.data() + 1, y_stride, pool, {ops::Activations::F32, isa});
-  expect_matches_oracles(y.data() + 1, y_stride, x, x_stride, T, W.view,
-                         str_cat(kernels::cpu::isa_name(isa), " Q4_K T=", T, " in=", in, " out=", out));
+  test::check_quantized_product(isa, DType::Q4_K, T, in, out, seed, pool, {rounding_bound, weight_rounding});
 }
 
 class Q4kMatmulTest : public testing::TestWithParam<Isa> {};

@@ -12,11 +12,14 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/parallel.h"
 #include "core/tensor.h"
+#include "kernels/ops.h"
 #include "kernels/ref/ops.h"
 #include "kernels/ref/quantized_ops.h"
 #include "kernel_test_util.h"
@@ -95,6 +98,21 @@ inline void expect_matches_quantized_oracles(const float* y, int64_t y_stride, c
       if (!std::isnan(y[t * y_stride + c]) && ++failures <= 3) ADD_FAILURE() << what << ": wrote past column " << out;
   }
   EXPECT_EQ(failures, 0) << what;
+}
+
+// ops::matmul_xwT of T random rows (one float past an aligned start, strides wider than the rows)
+// with a random [out, in] weight of `dtype` (from `seed`), checked against both oracles.
+inline void check_quantized_product(Isa isa, DType dtype, int64_t T, int64_t in, int64_t out, uint32_t seed,
+                                    ThreadPool& pool, const QuantizedBounds& bounds) {
+  const QuantizedWeight W = random_quantized_weight(dtype, out, in, seed);
+  const int64_t x_stride = in + 3, y_stride = out + 2;
+  std::vector<float> x_buffer = random_floats(size_t(T * x_stride + 1), seed + 1);
+  const std::vector<float> x(x_buffer.begin() + 1, x_buffer.end());
+  std::vector<float> y(size_t(T * y_stride + 1), std::numeric_limits<float>::quiet_NaN());
+  ops::matmul_xwT(x_buffer.data() + 1, x_stride, T, W.view, y.data() + 1, y_stride, pool, {ops::Activations::F32, isa});
+  expect_matches_quantized_oracles(
+      y.data() + 1, y_stride, x, x_stride, T, W.view, bounds,
+      str_cat(kernels::cpu::isa_name(isa), " ", dtype_name(dtype), " T=", T, " in=", in, " out=", out));
 }
 
 }  // namespace jetmoe::test
