@@ -126,6 +126,24 @@ MixtureOutputGrads mixture_output_backward(const BatchRows& rows, const BatchRou
   return {dexpert_out, dlogits, h_stacked};
 }
 
+OutputStackGrads output_stack_backward(const BatchRows& rows, const BatchRouting& r, const MixtureOutputGrads& out,
+                                       const TensorView& W_out, float* dW_out, std::span<const float* const> mid,
+                                       int64_t mid_width, const TensorView& W_router, float* dW_router, int64_t d,
+                                       BackwardScratch& s, ThreadPool& pool) {
+  const int64_t N = rows.tokens(), NK = r.assignments(), E = r.num_experts;
+  const BackwardWeight router(W_router);
+  float* dh_router = scratch_floats(s.dh_router, N * d);
+  float* mid_e = scratch_floats(s.expert_mid, NK * mid_width);
+  gather_to_experts(r, stacked_rows(rows, mid, mid_width, r.top_k), /*per_token=*/false, mid_width, mid_e, pool);
+  float* dmid_e = scratch_floats(s.expert_dmid, NK * mid_width);
+  std::vector<ops::BackwardProduct> products;
+  add_expert_products(r, W_out, out.dexpert_out, mid_e, dW_out, dmid_e, products);
+  products.push_back(ops::weight_gradient(out.dlogits, E, out.h_stacked, d, N, E, d, dW_router));
+  products.push_back(ops::input_gradient(out.dlogits, E, N, router.view(), dh_router, d));
+  ops::backward_products(products, pool);
+  return {dmid_e, dh_router};
+}
+
 void router_logits_backward(const BatchRouting& r, const float* dgate, const float* aux_grad, float* dlogits) {
   const int64_t E = r.num_experts, k = r.top_k, N = r.assignments() / k;
   if (aux_grad)

@@ -32,7 +32,7 @@ void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c,
                                    const BatchRows& rows, std::span<const AttentionTape* const> tapes,
                                    std::span<const float* const> h, const float* dy, const float* router_grad,
                                    LayerGradients& g, float* dh, BackwardScratch& s, ThreadPool& pool) {
-  const int64_t N = rows.tokens(), B = rows.sequences(), d = c.hidden_size, k = c.top_k, E = c.num_experts;
+  const int64_t N = rows.tokens(), B = rows.sequences(), d = c.hidden_size, k = c.top_k;
   const int64_t H = c.num_kv_heads, D = c.head_dim, HD = c.kv_proj_size();
   std::vector<const Routing*> routings;
   std::vector<const float*> projected, heads;
@@ -46,21 +46,12 @@ void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c,
 
   // y = sum_s gate_s * projected_s + bias
   const MixtureOutputGrads out = mixture_output_backward(rows, r, projected, h, dy, router_grad, d, g.attn_bias, s, pool);
-  const float* dprojected = out.dexpert_out;
-  const float* dlogits = out.dlogits;
   const float* h_stacked = out.h_stacked;
-  const BackwardWeight router(w.attn_router);
-  float* dh_router = scratch_floats(s.dh_router, N * d);
 
   // projected = Wo[e] · heads;  router logits = Wr · h
-  float* heads_e = scratch_floats(s.expert_mid, NK * HD);
-  gather_to_experts(r, stacked_rows(rows, heads, HD, k), /*per_token=*/false, HD, heads_e, pool);
-  float* dheads_e = scratch_floats(s.expert_dmid, NK * HD);
-  std::vector<ops::BackwardProduct> products;
-  add_expert_products(r, w.attn_o, dprojected, heads_e, g.attn_o, dheads_e, products);
-  products.push_back(ops::weight_gradient(dlogits, E, h_stacked, d, N, E, d, g.attn_router));
-  products.push_back(ops::input_gradient(dlogits, E, N, router.view(), dh_router, d));
-  ops::backward_products(products, pool);
+  const OutputStackGrads stack =
+      output_stack_backward(rows, r, out, w.attn_o, g.attn_o, heads, HD, w.attn_router, g.attn_router, d, s, pool);
+  const float* dheads_e = stack.dmid_experts;
 
   // heads = causal attention of the post-RoPE queries over the shared keys and values
   float* dheads = scratch_floats(s.dheads, NK * HD);
@@ -109,13 +100,13 @@ void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c,
   float* dh_e = scratch_floats(s.expert_dh, NK * d);
   float* dh_kv = scratch_floats(s.dh_dense, N * d);
   const BackwardWeight kv_proj(w.kv_proj);
-  products.clear();
+  std::vector<ops::BackwardProduct> products;
   add_expert_products(r, w.attn_q, dq_e, h_e, g.attn_q, dh_e, products);
   products.push_back(ops::weight_gradient(dkv, 2 * HD, h_stacked, d, N, 2 * HD, d, g.kv_proj));
   products.push_back(ops::input_gradient(dkv, 2 * HD, N, kv_proj.view(), dh_kv, d));
   ops::backward_products(products, pool);
 
-  const float* base[] = {dh_kv, dh_router};
+  const float* base[] = {dh_kv, stack.dh_router};
   sum_token_gradients(r, base, dh_e, d, N, dh, pool);
 }
 

@@ -10,7 +10,7 @@ void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, c
                                  std::span<const ExpertsTape* const> tapes, std::span<const float* const> h,
                                  const float* dy, const float* router_grad, LayerGradients& g, float* dh,
                                  BackwardScratch& s, ThreadPool& pool) {
-  const int64_t N = rows.tokens(), d = c.hidden_size, F = c.intermediate_size, k = c.top_k, E = c.num_experts;
+  const int64_t N = rows.tokens(), d = c.hidden_size, F = c.intermediate_size, k = c.top_k;
   std::vector<const Routing*> routings;
   std::vector<const float*> down, act, up;
   for (const ExpertsTape* tape : tapes) {
@@ -24,21 +24,11 @@ void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, c
 
   // y = sum_s gate_s * down_s + bias
   const MixtureOutputGrads out = mixture_output_backward(rows, r, down, h, dy, router_grad, d, g.mlp_bias, s, pool);
-  const float* ddown = out.dexpert_out;
-  const float* dlogits = out.dlogits;
-  const float* h_stacked = out.h_stacked;
-  const BackwardWeight router(w.mlp_router);
-  float* dh_router = scratch_floats(s.dh_router, N * d);
 
   // down = W_out[e] · act;  router logits = Wr · h
-  float* act_e = scratch_floats(s.expert_mid, NK * F);
-  gather_to_experts(r, stacked_rows(rows, act, F, k), /*per_token=*/false, F, act_e, pool);
-  float* dact = scratch_floats(s.expert_dmid, NK * F);
-  std::vector<ops::BackwardProduct> products;
-  add_expert_products(r, w.mlp_out, ddown, act_e, g.mlp_out, dact, products);
-  products.push_back(ops::weight_gradient(dlogits, E, h_stacked, d, N, E, d, g.mlp_router));
-  products.push_back(ops::input_gradient(dlogits, E, N, router.view(), dh_router, d));
-  ops::backward_products(products, pool);
+  const OutputStackGrads stack =
+      output_stack_backward(rows, r, out, w.mlp_out, g.mlp_out, act, F, w.mlp_router, g.mlp_router, d, s, pool);
+  const float* dact = stack.dmid_experts;
 
   // act = silu(up[:F]) * up[F:]
   float* up_e = scratch_floats(s.expert_wide, NK * 2 * F);
@@ -52,11 +42,11 @@ void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, c
   float* h_e = scratch_floats(s.expert_in, NK * d);
   gather_to_experts(r, stacked_rows(rows, h, d, 1), /*per_token=*/true, d, h_e, pool);
   float* dh_e = scratch_floats(s.expert_dh, NK * d);
-  products.clear();
+  std::vector<ops::BackwardProduct> products;
   add_expert_products(r, w.mlp_in, dup, h_e, g.mlp_in, dh_e, products);
   ops::backward_products(products, pool);
 
-  const float* base[] = {dh_router};
+  const float* base[] = {stack.dh_router};
   sum_token_gradients(r, base, dh_e, d, N, dh, pool);
 }
 

@@ -134,6 +134,20 @@ MixtureOutputGrads mixture_output_backward(const BatchRows& rows, const BatchRou
                                            const float* dy, const float* aux_grad, int64_t d, float* dbias,
                                            BackwardScratch& scratch, ThreadPool& pool);
 
+// The next step, the same for both mixtures: one pass of the products of the output stack
+// (expert_out_s = W_out[e_s] · mid_s, mid: per-sequence rows of mid_width floats, k per token)
+// and of the router (logits = W_router · h). dW_out and dW_router accumulate; returns mid's
+// gradient in expert order (scratch.expert_dmid [N*k, mid_width]) and h's through the router
+// (scratch.dh_router [N, d]).
+struct OutputStackGrads {
+  float* dmid_experts;
+  const float* dh_router;
+};
+OutputStackGrads output_stack_backward(const BatchRows& rows, const BatchRouting& r, const MixtureOutputGrads& out,
+                                       const TensorView& W_out, float* dW_out, std::span<const float* const> mid,
+                                       int64_t mid_width, const TensorView& W_router, float* dW_router, int64_t d,
+                                       BackwardScratch& scratch, ThreadPool& pool);
+
 // dh[row] (assigned) = base[0][row] + base[1][row] + ... + the din rows of the row's k
 // assignments, slot by slot (expert_dh in expert order, d floats per row).
 void sum_token_gradients(const BatchRouting& r, std::span<const float* const> base, const float* expert_dh, int64_t d,
