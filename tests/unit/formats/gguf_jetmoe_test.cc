@@ -12,18 +12,23 @@
 #include "../tokenizer/tokenizer_assets.h"
 #include "format_test_util.h"
 #include "formats/gguf.h"
-#include "formats/gguf_export.h"
 #include "formats/gguf_jetmoe.h"
 #include "formats/model_files.h"
-#include "model/model.h"
+#include "gguf_jetmoe_test_util.h"
 #include "model/weights.h"
-#include "runtime/random_checkpoint.h"
 
 namespace jetmoe {
 namespace {
 
 using testing::contains_all;
+using testing::DequantizedWeights;
 using testing::error_message;
+using testing::expected_bytes;
+using testing::export_gguf;
+using testing::logits_gap;
+using testing::LogitsGap;
+using testing::param_names;
+using testing::run_logits;
 using testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -47,12 +52,6 @@ JetMoeConfig small_config() {
   c.eos_token_id = 7;
   c.torch_dtype = DType::F32;
   return c;
-}
-
-std::vector<std::string> param_names(const JetMoeConfig& config) {
-  std::vector<std::string> names;
-  for (const ParamSpec& spec : param_specs(config)) names.push_back(spec.name);
-  return names;
 }
 
 // --- names --------------------------------------------------------------------------------------
@@ -255,36 +254,10 @@ TEST_F(GgufConfig, ValuesValidatedLikeAConfigJson) {
 
 // A random checkpoint directory of small_config() stored as `dtype`.
 std::string make_checkpoint(const TempDir& dir, DType dtype, const std::string& name, double initializer_range = 0.5) {
-  RandomCheckpointOptions options;
-  options.seed = 11;
-  options.dtype = dtype;
   JetMoeConfig config = small_config();
   config.initializer_range = initializer_range;
   config.torch_dtype = dtype;
-  write_random_checkpoint(config, dir.file(name), options);
-  return dir.file(name);
-}
-
-std::string export_gguf(const std::string& model_dir, DType type, const std::string& path, int threads = 2) {
-  const ModelFiles model = open_model_files(model_dir);
-  ThreadPool pool(threads);
-  GgufExportOptions options;
-  options.type = type;
-  options.name = "small";
-  options.tokenizer = read_model_tokenizer_data(model_dir);
-  const auto plan = plan_gguf_export(model.config, model.store, param_names(model.config), type);
-  write_gguf_export(path, model.config, model.store, plan, options, pool);
-  return path;
-}
-
-// The expected bytes of `src` converted to `to`, over the whole tensor at once (the export
-// converts row by row on several threads; quantized blocks never straddle rows, so they agree).
-std::vector<unsigned char> expected_bytes(const TensorView& src, DType to) {
-  std::vector<float> values(size_t(src.numel()));
-  to_f32(src.dtype, src.data, values.data(), values.size());
-  std::vector<unsigned char> out(dtype_bytes(to, src.numel()));
-  from_f32(to, values.data(), out.data(), values.size());
-  return out;
+  return testing::write_checkpoint(dir, name, config, /*seed=*/11);
 }
 
 // A bound that does not rely on from_f32: every value of a Q8_0 block is within half a step
@@ -315,7 +288,7 @@ TEST(GgufExport, EveryTensorIsWhatTheFileTypeAsksFor) {
     const ModelFiles original = open_model_files(model_dir);
     for (const DType type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
       const std::string label = str_cat(dtype_name(source), " -> ", dtype_name(type));
-      const std::string path = export_gguf(model_dir, type, dir.file("out.gguf"));
+      const std::string path = export_gguf(model_dir, type, dir.file("out.gguf"), "small");
       const ModelFiles gguf = open_model_files(path);
       EXPECT_TRUE(gguf.is_gguf);
       EXPECT_EQ(config_to_json(gguf.config), config_to_json(original.config)) << label;
@@ -350,14 +323,14 @@ TEST(GgufExport, EveryTensorIsWhatTheFileTypeAsksFor) {
 TEST(GgufExport, FileTypeKeysAndAlignment) {
   TempDir dir;
   const std::string model_dir = make_checkpoint(dir, DType::BF16, "ckpt");
-  const GgufFile q4(export_gguf(model_dir, DType::Q4_0, dir.file("q4.gguf")));
+  const GgufFile q4(export_gguf(model_dir, DType::Q4_0, dir.file("q4.gguf"), "small"));
   EXPECT_EQ(q4.find("general.file_type")->as_int(), 2);
   EXPECT_EQ(q4.find("general.quantization_version")->as_int(), 2);
   EXPECT_EQ(q4.find("general.name")->text, "small");
   for (const GgufTensor& t : q4.tensors()) EXPECT_EQ((q4.data_offset() + t.offset) % 32, 0u) << t.name;
   EXPECT_EQ(q4.tensors().front().name, "token_embd.weight");  // file order: embedding, blocks, norm, head
   EXPECT_EQ(q4.tensors().back().name, "output.weight");
-  const GgufFile bf16(export_gguf(model_dir, DType::BF16, dir.file("bf16.gguf")));
+  const GgufFile bf16(export_gguf(model_dir, DType::BF16, dir.file("bf16.gguf"), "small"));
   EXPECT_EQ(bf16.find("general.file_type")->as_int(), 32);
   EXPECT_EQ(bf16.find("general.quantization_version"), nullptr);  // nothing quantized
 }
@@ -365,8 +338,8 @@ TEST(GgufExport, FileTypeKeysAndAlignment) {
 TEST(GgufExport, ConversionDoesNotDependOnTheThreadCount) {
   TempDir dir;
   const std::string model_dir = make_checkpoint(dir, DType::BF16, "ckpt");
-  const std::string one = testing::read_bytes(export_gguf(model_dir, DType::Q4_0, dir.file("a.gguf"), 1));
-  const std::string three = testing::read_bytes(export_gguf(model_dir, DType::Q4_0, dir.file("b.gguf"), 3));
+  const std::string one = testing::read_bytes(export_gguf(model_dir, DType::Q4_0, dir.file("a.gguf"), "small", 1));
+  const std::string three = testing::read_bytes(export_gguf(model_dir, DType::Q4_0, dir.file("b.gguf"), "small", 3));
   EXPECT_EQ(one, three);
 }
 
@@ -413,7 +386,7 @@ TEST(GgufTokenizer, EmbeddedTokenizersEncodeAsTheirFiles) {
     const bool json = std::string(asset).ends_with(".json");
     fs::copy_file(test::tokenizer_asset(asset), fs::path(model_dir) / (json ? "tokenizer.json" : "tokenizer.model"));
     std::ofstream(fs::path(model_dir) / "tokenizer_config.json") << R"({"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"})";
-    const std::string gguf = export_gguf(model_dir, DType::Q8_0, dir.file("tok.gguf"));
+    const std::string gguf = export_gguf(model_dir, DType::Q8_0, dir.file("tok.gguf"), "small");
 
     EXPECT_TRUE(model_has_tokenizer(gguf));
     const GgufFile file(gguf);
@@ -437,7 +410,7 @@ TEST(GgufTokenizer, EmbeddedTokenizersEncodeAsTheirFiles) {
 TEST(GgufTokenizer, AModelWithoutATokenizer) {
   TempDir dir;
   const std::string model_dir = make_checkpoint(dir, DType::BF16, "ckpt");
-  const std::string gguf = export_gguf(model_dir, DType::BF16, dir.file("none.gguf"));
+  const std::string gguf = export_gguf(model_dir, DType::BF16, dir.file("none.gguf"), "small");
   EXPECT_FALSE(model_has_tokenizer(gguf));
   EXPECT_FALSE(model_has_tokenizer(model_dir));
   EXPECT_TRUE(contains_all(error_message([&] { load_model_tokenizer(gguf); }),
@@ -464,15 +437,6 @@ TEST(GgufTokenizer, ABrokenEmbeddedTokenizerIsReportedUnderTheGgufName) {
 
 // --- the model on GGUF weights ------------------------------------------------------------------
 
-FloatTensor run_logits(ModelFiles files, const std::vector<int32_t>& ids) {
-  const Model model(files.config, std::move(files.store));
-  ThreadPool pool(2);
-  KvCache cache = model.make_cache(int64_t(ids.size()));
-  FloatTensor logits;
-  model.forward(ids, cache, logits, pool, LogitsMode::All);
-  return logits;
-}
-
 TEST(GgufModel, F32GgufGivesBitIdenticalLogits) {
   TempDir dir;
   const std::vector<int32_t> ids = {5, 17, 33, 90, 2, 64, 1};
@@ -480,7 +444,8 @@ TEST(GgufModel, F32GgufGivesBitIdenticalLogits) {
     const std::string model_dir = make_checkpoint(dir, source, std::string("ckpt-") + std::string(dtype_name(source)));
     const DType same = source;  // a file of the checkpoint's own type: every matrix byte for byte
     const FloatTensor expected = run_logits(open_model_files(model_dir), ids);
-    const FloatTensor got = run_logits(open_model_files(export_gguf(model_dir, same, dir.file("same.gguf"))), ids);
+    const std::string gguf = export_gguf(model_dir, same, dir.file("same.gguf"), "small");
+    const FloatTensor got = run_logits(open_model_files(gguf), ids);
     ASSERT_EQ(got.shape, expected.shape);
     EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.values.size() * sizeof(float)), 0) << dtype_name(source);
   }
@@ -496,32 +461,18 @@ TEST(GgufModel, QuantizedGgufRunsItsDequantizedWeights) {
   const std::string model_dir = make_checkpoint(dir, DType::F32, "ckpt", 0.02);
   const std::vector<int32_t> ids = {5, 17, 33, 90, 2, 64, 1, 40, 41, 42};
   for (const DType type : {DType::Q8_0, DType::Q4_0}) {
-    ModelFiles gguf = open_model_files(export_gguf(model_dir, type, dir.file("q.gguf")));
-    std::vector<std::vector<float>> values;
-    std::vector<NamedTensor> dequantized;
-    for (const std::string& name : gguf.store.names()) {
-      const TensorView& view = gguf.store.get(name);
-      values.emplace_back(size_t(view.numel()));
-      to_f32(view.dtype, view.data, values.back().data(), values.back().size());
-    }
-    size_t i = 0;
-    for (const std::string& name : gguf.store.names())
-      dequantized.push_back({name, TensorView{DType::F32, gguf.store.get(name).shape, values[i++].data()}});
-    ModelFiles reference{"dequantized", false, gguf.config, TensorStore::from_views(dequantized, "dequantized")};
+    ModelFiles gguf = open_model_files(export_gguf(model_dir, type, dir.file("q.gguf"), "small"));
+    const DequantizedWeights dequantized(gguf.store);
+    ModelFiles reference = dequantized.model_files(gguf.config);
 
     const FloatTensor got = run_logits(std::move(gguf), ids);
     const FloatTensor expected = run_logits(std::move(reference), ids);
     ASSERT_EQ(got.shape, expected.shape);
-    double sum_sq = 0, max_diff = 0;
-    for (size_t k = 0; k < got.values.size(); ++k) {
-      sum_sq += double(expected.values[k]) * expected.values[k];
-      max_diff = std::max(max_diff, std::fabs(double(got.values[k]) - expected.values[k]));
-    }
-    const double rms = std::sqrt(sum_sq / double(got.values.size()));
+    const LogitsGap gap = logits_gap(got, expected);
     // Activations enter the quantized products rounded to 8-bit blocks (relative error up to
     // 2^-8 per value), through every layer and the head: measured 2.2% of the logits' RMS for
     // both types at this size. A wrong block layout is off by the size of the logits.
-    EXPECT_LE(max_diff, 0.06 * rms) << dtype_name(type) << ": logits RMS " << rms;
+    EXPECT_LE(gap.max_diff, 0.06 * gap.rms) << dtype_name(type) << ": logits RMS " << gap.rms;
   }
 }
 

@@ -4,21 +4,25 @@
 // rows of 256 (Q4_K) and of 128 (the Q8_0 fallback), and an untied head (Q8_0).
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <cstring>
 
 #include "format_test_util.h"
 #include "formats/gguf.h"
-#include "formats/gguf_export.h"
 #include "formats/gguf_jetmoe.h"
 #include "formats/model_files.h"
-#include "model/model.h"
+#include "gguf_jetmoe_test_util.h"
 #include "model/weights.h"
-#include "runtime/random_checkpoint.h"
 
 namespace jetmoe {
 namespace {
 
+using testing::DequantizedWeights;
+using testing::expected_bytes;
+using testing::export_gguf;
+using testing::logits_gap;
+using testing::LogitsGap;
+using testing::param_names;
+using testing::run_logits;
 using testing::TempDir;
 
 JetMoeConfig q4k_config() {
@@ -38,29 +42,13 @@ JetMoeConfig q4k_config() {
   return c;
 }
 
-std::vector<std::string> param_names(const JetMoeConfig& config) {
-  std::vector<std::string> names;
-  for (const ParamSpec& spec : param_specs(config)) names.push_back(spec.name);
-  return names;
-}
-
+// A random float32 checkpoint of q4k_config().
 std::string make_checkpoint(const TempDir& dir) {
-  RandomCheckpointOptions options;
-  options.seed = 21;
-  options.dtype = DType::F32;
-  write_random_checkpoint(q4k_config(), dir.file("ckpt"), options);
-  return dir.file("ckpt");
+  return testing::write_checkpoint(dir, "ckpt", q4k_config(), /*seed=*/21);
 }
 
 std::string export_q4k(const std::string& model_dir, const std::string& path, int threads = 2) {
-  const ModelFiles model = open_model_files(model_dir);
-  ThreadPool pool(threads);
-  GgufExportOptions options;
-  options.type = DType::Q4_K;
-  options.name = "q4k";
-  const auto plan = plan_gguf_export(model.config, model.store, param_names(model.config), DType::Q4_K);
-  write_gguf_export(path, model.config, model.store, plan, options, pool);
-  return path;
+  return export_gguf(model_dir, DType::Q4_K, path, "q4k", threads);
 }
 
 // The documented table (docs/gguf.md) for this config, by HF name.
@@ -85,8 +73,7 @@ TEST(GgufQ4k, EveryTensorIsStoredAsTheTableSaysByteForByte) {
     ASSERT_EQ(got.dtype, expected_dtype(name)) << name;
     ASSERT_EQ(got.shape, src.shape) << name;
     q4k_tensors += got.dtype == DType::Q4_K;
-    std::vector<unsigned char> want(dtype_bytes(got.dtype, src.numel()));
-    from_f32(got.dtype, static_cast<const float*>(src.data), want.data(), size_t(src.numel()));
+    const std::vector<unsigned char> want = expected_bytes(src, got.dtype);
     ASSERT_EQ(got.nbytes(), want.size()) << name;
     EXPECT_EQ(std::memcmp(got.data, want.data(), want.size()), 0) << name;
   }
@@ -113,47 +100,22 @@ TEST(GgufQ4k, ConversionDoesNotDependOnTheThreadCount) {
             testing::read_bytes(export_q4k(model_dir, dir.file("b.gguf"), 3)));
 }
 
-FloatTensor run_logits(ModelFiles files, const std::vector<int32_t>& ids) {
-  const Model model(files.config, std::move(files.store));
-  ThreadPool pool(2);
-  KvCache cache = model.make_cache(int64_t(ids.size()));
-  FloatTensor logits;
-  model.forward(ids, cache, logits, pool, LogitsMode::All);
-  return logits;
-}
-
 // The Q4_K file runs its dequantized weights: its logits are those of a float32 model holding
 // exactly the values its blocks decode to, up to the 8-bit rounding of activations that the
 // quantized products apply. 10 tokens: both the decoding (gemv) and prefill (gemm) kernels run.
 TEST(GgufQ4k, TheModelRunsItsDequantizedWeights) {
   TempDir dir;
   ModelFiles gguf = open_model_files(export_q4k(make_checkpoint(dir), dir.file("q4k.gguf")));
-  std::vector<std::vector<float>> values;
-  std::vector<NamedTensor> dequantized;
-  for (const std::string& name : gguf.store.names()) {
-    const TensorView& view = gguf.store.get(name);
-    values.emplace_back(size_t(view.numel()));
-    to_f32(view.dtype, view.data, values.back().data(), values.back().size());
-  }
-  size_t i = 0;
-  for (const std::string& name : gguf.store.names())
-    dequantized.push_back({name, TensorView{DType::F32, gguf.store.get(name).shape, values[i++].data()}});
-
+  const DequantizedWeights dequantized(gguf.store);
   for (const std::vector<int32_t>& ids : {std::vector<int32_t>{5, 17, 33, 90, 2, 64, 1, 40, 41, 42}, {7, 8}}) {
     const FloatTensor got = run_logits(open_model_files(dir.file("q4k.gguf")), ids);
-    ModelFiles ref_files{"dequantized", false, gguf.config, TensorStore::from_views(dequantized, "dequantized")};
-    const FloatTensor expected = run_logits(std::move(ref_files), ids);
+    const FloatTensor expected = run_logits(dequantized.model_files(gguf.config), ids);
     ASSERT_EQ(got.shape, expected.shape);
-    double sum_sq = 0, max_diff = 0;
-    for (size_t k = 0; k < got.values.size(); ++k) {
-      sum_sq += double(expected.values[k]) * expected.values[k];
-      max_diff = std::max(max_diff, std::fabs(double(got.values[k]) - expected.values[k]));
-    }
-    const double rms = std::sqrt(sum_sq / double(got.values.size()));
+    const LogitsGap gap = logits_gap(got, expected);
     // The bound of gguf_jetmoe_test's Q8_0 / Q4_0 check (activations rounded to 8-bit blocks,
     // relative error up to 2^-8 per value, through every layer); a wrong nibble, sub-block or
     // min is off by the size of the logits.
-    EXPECT_LE(max_diff, 0.06 * rms) << ids.size() << " tokens: logits RMS " << rms;
+    EXPECT_LE(gap.max_diff, 0.06 * gap.rms) << ids.size() << " tokens: logits RMS " << gap.rms;
   }
 }
 
