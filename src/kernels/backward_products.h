@@ -2,22 +2,24 @@
 //   dx  = dy · W       (input gradient, assigned)
 //   dW += dy^T · x     (weight gradient, accumulated)
 // Both read W and x as they are stored (row-major, BF16 / F16 weights converted as they are
-// packed), so no operand is ever transposed (kernels/cpu/backward_gemm-inl.h). Independent
+// packed), so no operand is ever transposed (kernels/cpu/backward_gemm-inl.h and, for bf16
+// training, backward_bf16dot-inl.h). Independent
 // products — the experts of a MoE layer, each with however many rows the router sent it, and
 // the dense products beside them — run in one parallel pass whose blocks the threads take from
 // one shared queue, as ops::matmul_xwT_grouped does for the forward.
 // Same meaning as the oracles kernels::matmul_backward_input / _weight (kernels/ref/backward_ops.h),
-// up to the order of fp32 sums. Every sum runs in a fixed order (over rows of dy, in order), so
-// results do not depend on the number of threads.
+// up to the order of fp32 sums (on bf16-rounded operands in bf16 training, see backward_products).
+// Every sum runs in a fixed order (over rows of dy, in order), so results do not depend on the
+// number of threads.
 #pragma once
 
 #include <cstdint>
 #include <span>
-#include <vector>
 
 #include "core/parallel.h"
 #include "core/tensor.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/ops.h"
 
 namespace jetmoe::ops {
 
@@ -46,34 +48,19 @@ BackwardProduct weight_gradient(const float* dy, int64_t ldy, const float* x, in
                                 int64_t in, float* dW);
 
 // Runs every product in one parallel pass. Products must not write memory another reads or writes.
-void backward_products(std::span<const BackwardProduct> products, ThreadPool& pool,
-                       kernels::cpu::Isa isa = kernels::cpu::best_isa());
+// options.activations = BF16 (bf16 training) runs input gradients through BF16 weights and every
+// weight gradient on bf16 operands: dy and x are rounded to bf16 (nearest even), products are
+// exact and sums fp32, the numerics of bf16 autocast training. With AVX512_BF16 that is twice the
+// fp32 rate; other CPUs round the same way and multiply in fp32, so the meaning does not depend
+// on the CPU. Input gradients through F32 / F16 weights stay exact fp32.
+void backward_products(std::span<const BackwardProduct> products, ThreadPool& pool, const MatmulOptions& options = {});
 
-// at[c, r] = a[r, c] for a row-major [rows, cols] matrix; tiles shared among the pool threads.
-void transpose(const float* a, int64_t rows, int64_t cols, float* at, ThreadPool& pool);
-
-// W^T [in, out] of an fp32 [out, in] weight, for products that need it in that layout.
-class TransposedWeight {
- public:
-  TransposedWeight(const float* W, int64_t out, int64_t in, ThreadPool& pool);
-  const float* data() const { return values_.data(); }
-  int64_t out() const { return out_; }
-  int64_t in() const { return in_; }
-
- private:
-  int64_t out_, in_;
-  std::vector<float> values_;
-};
-
-// dx[t, i] = sum_o dy[t, o] * W[o, i] for t < T; dy [T, out], W [out, in] fp32; dx [T, in] assigned.
-void matmul_backward_input(const float* dy, int64_t T, const float* W, int64_t out, int64_t in, float* dx,
-                           ThreadPool& pool, kernels::cpu::Isa isa = kernels::cpu::best_isa());
-// The same with W already transposed (Wt.out() = out, Wt.in() = in), on the forward gemm.
-void matmul_backward_input(const float* dy, int64_t T, const TransposedWeight& Wt, float* dx, ThreadPool& pool,
-                           kernels::cpu::Isa isa = kernels::cpu::best_isa());
-
+// One product each, for tests and benchmarks:
+// dx[t, i] = sum_o dy[t, o] * W[o, i] for t < T; dy [T, out], W [out, in]; dx [T, in] assigned.
+void matmul_backward_input(const float* dy, int64_t T, const TensorView& W, float* dx, ThreadPool& pool,
+                           const MatmulOptions& options = {});
 // dW[o, i] += sum_t dy[t, o] * x[t, i]; dy [T, out], x [T, in], dW [out, in] (accumulated).
 void matmul_backward_weight(const float* dy, const float* x, int64_t T, int64_t out, int64_t in, float* dW,
-                            ThreadPool& pool, kernels::cpu::Isa isa = kernels::cpu::best_isa());
+                            ThreadPool& pool, const MatmulOptions& options = {});
 
 }  // namespace jetmoe::ops

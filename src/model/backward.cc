@@ -114,7 +114,7 @@ constexpr int64_t kHeadChunkRows = 1024;
 
 LossTerms backward(const JetMoeConfig& c, const ModelWeights& weights, std::span<const ForwardTape> tapes,
                    std::span<const FloatTensor> logits, std::span<const std::span<const int64_t>> labels,
-                   const LossOptions& options, Gradients& grads, ThreadPool& pool) {
+                   const LossOptions& options, Gradients& grads, ThreadPool& pool, const ops::MatmulOptions& matmul) {
   const int64_t B = int64_t(tapes.size()), L = c.num_layers, E = c.num_experts, k = c.top_k;
   const int64_t d = c.hidden_size, V = c.vocab_size;
   if (B == 0) fail("backward: empty batch");
@@ -157,7 +157,7 @@ LossTerms backward(const JetMoeConfig& c, const ModelWeights& weights, std::span
       const ops::BackwardProduct products[] = {
           ops::weight_gradient(dlogits, V, final_norm + row0 * d, d, n, V, d, grads.lm_head),
           ops::input_gradient(dlogits, V, n, head.view(), dnorm + row0 * d, d)};
-      ops::backward_products(products, pool);
+      ops::backward_products(products, pool, matmul);
     }
     double nll = 0.0;
     for (int64_t b = 0; b < B; ++b) {  // per sequence, then over sequences
@@ -207,10 +207,10 @@ LossTerms backward(const JetMoeConfig& c, const ModelWeights& weights, std::span
       attn_norm.push_back(lt.attn_norm.data());
     }
     mixture_of_experts_backward(w, c, rows, mlp, mlp_norm, dx, mlp_aux[size_t(l)].grad.data(), g, dh, buf.sublayer,
-                                pool);
+                                pool, matmul);
     add_rmsnorm_backward(rows, mlp_in, w.post_norm, JetMoeConfig::kBlockNormEps, d, dh, g.post_norm, dx, buf.dx_norm);
     mixture_of_attention_backward(w, c, rope, rows, attn, attn_norm, dx, attn_aux[size_t(l)].grad.data(), g, dh,
-                                  buf.sublayer, pool);
+                                  buf.sublayer, pool, matmul);
     add_rmsnorm_backward(rows, attn_in, w.input_norm, JetMoeConfig::kBlockNormEps, d, dh, g.input_norm, dx,
                          buf.dx_norm);
   }
@@ -239,7 +239,8 @@ LossTerms forward_backward(const Model& model, std::span<const TrainingSequence>
     model.forward(batch[b].tokens, cache, logits[b], pool, LogitsMode::All, nullptr, &tapes[b]);
     labels.push_back(batch[b].labels);
   }
-  return backward(model.config(), model.weights(), tapes, logits, labels, options, grads, pool);
+  return backward(model.config(), model.weights(), tapes, logits, labels, options, grads, pool,
+                  model.matmul_options());
 }
 
 }  // namespace jetmoe

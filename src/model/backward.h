@@ -3,7 +3,8 @@
 //   L = CE + aux_coef * sum_routers L_b + z_coef * sum_routers L_z
 // CE is the mean next-token cross-entropy over the scored tokens of the whole batch; every MoA and
 // every MoE layer is one router, whose auxiliary losses run over all tokens of the batch
-// (router_losses.h). Sequences are independent otherwise. fp32 throughout.
+// (router_losses.h). Sequences are independent otherwise. fp32 throughout, except the weight
+// products in bf16 training (matmul.activations = BF16: see ops::backward_products).
 #pragma once
 
 #include <cstdint>
@@ -50,9 +51,11 @@ struct TrainingSequence {
 // the vocabulary.
 LossTerms backward(const JetMoeConfig& config, const ModelWeights& weights, std::span<const ForwardTape> tapes,
                    std::span<const FloatTensor> logits, std::span<const std::span<const int64_t>> labels,
-                   const LossOptions& options, Gradients& grads, ThreadPool& pool);
+                   const LossOptions& options, Gradients& grads, ThreadPool& pool,
+                   const ops::MatmulOptions& matmul = {});
 
-// The training step's forward and backward: one taped forward per sequence, then backward().
+// The training step's forward and backward: one taped forward per sequence, then backward()
+// with the model's matmul options (bf16 products for a bf16 compute model).
 LossTerms forward_backward(const Model& model, std::span<const TrainingSequence> batch, const LossOptions& options,
                            Gradients& grads, ThreadPool& pool);
 

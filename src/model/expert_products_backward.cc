@@ -129,7 +129,7 @@ MixtureOutputGrads mixture_output_backward(const BatchRows& rows, const BatchRou
 OutputStackGrads output_stack_backward(const BatchRows& rows, const BatchRouting& r, const MixtureOutputGrads& out,
                                        const TensorView& W_out, float* dW_out, std::span<const float* const> mid,
                                        int64_t mid_width, const TensorView& W_router, float* dW_router, int64_t d,
-                                       BackwardScratch& s, ThreadPool& pool) {
+                                       BackwardScratch& s, ThreadPool& pool, const ops::MatmulOptions& matmul) {
   const int64_t N = rows.tokens(), NK = r.assignments(), E = r.num_experts;
   const BackwardWeight router(W_router);
   float* dh_router = scratch_floats(s.dh_router, N * d);
@@ -140,7 +140,7 @@ OutputStackGrads output_stack_backward(const BatchRows& rows, const BatchRouting
   add_expert_products(r, W_out, out.dexpert_out, mid_e, dW_out, dmid_e, products);
   products.push_back(ops::weight_gradient(out.dlogits, E, out.h_stacked, d, N, E, d, dW_router));
   products.push_back(ops::input_gradient(out.dlogits, E, N, router.view(), dh_router, d));
-  ops::backward_products(products, pool);
+  ops::backward_products(products, pool, matmul);
   return {dmid_e, dh_router};
 }
 

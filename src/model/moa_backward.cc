@@ -31,7 +31,8 @@ void rope_backward_heads(const kernels::Rope& rope, float* x, int64_t heads, int
 void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c, const kernels::Rope& rope,
                                    const BatchRows& rows, std::span<const AttentionTape* const> tapes,
                                    std::span<const float* const> h, const float* dy, const float* router_grad,
-                                   LayerGradients& g, float* dh, BackwardScratch& s, ThreadPool& pool) {
+                                   LayerGradients& g, float* dh, BackwardScratch& s, ThreadPool& pool,
+                                   const ops::MatmulOptions& matmul) {
   const int64_t N = rows.tokens(), B = rows.sequences(), d = c.hidden_size, k = c.top_k;
   const int64_t H = c.num_kv_heads, D = c.head_dim, HD = c.kv_proj_size();
   std::vector<const Routing*> routings;
@@ -50,7 +51,8 @@ void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c,
 
   // projected = Wo[e] · heads;  router logits = Wr · h
   const OutputStackGrads stack =
-      output_stack_backward(rows, r, out, w.attn_o, g.attn_o, heads, HD, w.attn_router, g.attn_router, d, s, pool);
+      output_stack_backward(rows, r, out, w.attn_o, g.attn_o, heads, HD, w.attn_router, g.attn_router, d, s, pool,
+                            matmul);
   const float* dheads_e = stack.dmid_experts;
 
   // heads = causal attention of the post-RoPE queries over the shared keys and values
@@ -104,7 +106,7 @@ void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c,
   add_expert_products(r, w.attn_q, dq_e, h_e, g.attn_q, dh_e, products);
   products.push_back(ops::weight_gradient(dkv, 2 * HD, h_stacked, d, N, 2 * HD, d, g.kv_proj));
   products.push_back(ops::input_gradient(dkv, 2 * HD, N, kv_proj.view(), dh_kv, d));
-  ops::backward_products(products, pool);
+  ops::backward_products(products, pool, matmul);
 
   const float* base[] = {dh_kv, stack.dh_router};
   sum_token_gradients(r, base, dh_e, d, N, dh, pool);

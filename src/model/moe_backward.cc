@@ -9,7 +9,7 @@ namespace jetmoe {
 void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, const BatchRows& rows,
                                  std::span<const ExpertsTape* const> tapes, std::span<const float* const> h,
                                  const float* dy, const float* router_grad, LayerGradients& g, float* dh,
-                                 BackwardScratch& s, ThreadPool& pool) {
+                                 BackwardScratch& s, ThreadPool& pool, const ops::MatmulOptions& matmul) {
   const int64_t N = rows.tokens(), d = c.hidden_size, F = c.intermediate_size, k = c.top_k;
   std::vector<const Routing*> routings;
   std::vector<const float*> down, act, up;
@@ -27,7 +27,7 @@ void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, c
 
   // down = W_out[e] · act;  router logits = Wr · h
   const OutputStackGrads stack =
-      output_stack_backward(rows, r, out, w.mlp_out, g.mlp_out, act, F, w.mlp_router, g.mlp_router, d, s, pool);
+      output_stack_backward(rows, r, out, w.mlp_out, g.mlp_out, act, F, w.mlp_router, g.mlp_router, d, s, pool, matmul);
   const float* dact = stack.dmid_experts;
 
   // act = silu(up[:F]) * up[F:]
@@ -44,7 +44,7 @@ void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, c
   float* dh_e = scratch_floats(s.expert_dh, NK * d);
   std::vector<ops::BackwardProduct> products;
   add_expert_products(r, w.mlp_in, dup, h_e, g.mlp_in, dh_e, products);
-  ops::backward_products(products, pool);
+  ops::backward_products(products, pool, matmul);
 
   const float* base[] = {stack.dh_router};
   sum_token_gradients(r, base, dh_e, d, N, dh, pool);

@@ -146,7 +146,7 @@ struct OutputStackGrads {
 OutputStackGrads output_stack_backward(const BatchRows& rows, const BatchRouting& r, const MixtureOutputGrads& out,
                                        const TensorView& W_out, float* dW_out, std::span<const float* const> mid,
                                        int64_t mid_width, const TensorView& W_router, float* dW_router, int64_t d,
-                                       BackwardScratch& scratch, ThreadPool& pool);
+                                       BackwardScratch& scratch, ThreadPool& pool, const ops::MatmulOptions& matmul);
 
 // dh[row] (assigned) = base[0][row] + base[1][row] + ... + the din rows of the row's k
 // assignments, slot by slot (expert_dh in expert order, d floats per row).
@@ -160,12 +160,13 @@ void sum_token_gradients(const BatchRouting& r, std::span<const float* const> ba
 void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c, const kernels::Rope& rope,
                                    const BatchRows& rows, std::span<const AttentionTape* const> tapes,
                                    std::span<const float* const> h, const float* dy, const float* router_grad,
-                                   LayerGradients& g, float* dh, BackwardScratch& scratch, ThreadPool& pool);
+                                   LayerGradients& g, float* dh, BackwardScratch& scratch, ThreadPool& pool,
+                                   const ops::MatmulOptions& matmul);
 
 // Backward of mixture_of_experts() for every sequence; arguments as above (h = tapes' mlp_norm).
 void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, const BatchRows& rows,
                                  std::span<const ExpertsTape* const> tapes, std::span<const float* const> h,
                                  const float* dy, const float* router_grad, LayerGradients& g, float* dh,
-                                 BackwardScratch& scratch, ThreadPool& pool);
+                                 BackwardScratch& scratch, ThreadPool& pool, const ops::MatmulOptions& matmul);
 
 }  // namespace jetmoe

@@ -189,6 +189,36 @@ INSTANTIATE_TEST_SUITE_P(Cases, RefGradients, ::testing::ValuesIn(grad_cases()),
                          [](const auto& info) { return info.param; });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(RefGradients);
 
+// bf16 training (the trainer's compute_dtype bf16): the forward's and the backward's weight
+// products on bf16-rounded operands (ops::Activations::BF16). Each rounding moves an operand by at
+// most 2^-9 of itself, so every gradient stays within a few percent of the tensor's scale of the
+// float64 reference; a wrong pairing or packing in the bf16 kernels moves entries by their own
+// size. The fp32 gradients of the same case hold 1e-4 (RefGradients above).
+TEST(RefGradFixtures, Bf16TrainingStaysNearTheFloat64Reference) {
+  const std::string dir = std::string(JETMOE_FIXTURES_DIR) + "/ref-grads/bf16";
+  std::ifstream in(dir + "/case.json");
+  ASSERT_TRUE(in) << dir;
+  const nlohmann::json info = nlohmann::json::parse(in);
+  const std::unique_ptr<Model> model = Model::load(std::string(JETMOE_FIXTURES_DIR) + "/ref/bf16");
+  const Batch batch = read_batch(dir + "/input_ids.npy", dir + "/labels.npy");
+  const LossOptions options{.aux_coef = info["aux_coef"].get<double>(), .z_coef = info["z_coef"].get<double>()};
+  const auto sequences = batch.sequences();
+  ThreadPool pool(2);
+  Gradients fp32(model->config()), bf16(model->config());
+  forward_backward(*model, sequences, options, fp32, pool);
+  model->set_matmul_options({.activations = ops::Activations::BF16});
+  const LossTerms terms = forward_backward(*model, sequences, options, bf16, pool);
+  EXPECT_NEAR(terms.total, info["total_loss"].get<double>(), 1e-2 * std::max(1.0, info["total_loss"].get<double>()));
+
+  const SafetensorsFile want(dir + "/grads.safetensors");
+  compare_all(bf16, "bf16 training", 3e-2, [&](const std::string& name) { return safetensors_values(want, name); });
+  int64_t differ = 0;
+  for (size_t i = 0; i < bf16.specs().size(); ++i)
+    for (size_t j = 0; j < bf16.tensor(i).values.size(); ++j)
+      differ += bf16.tensor(i).values[j] != fp32.tensor(i).values[j];
+  EXPECT_GT(differ, 0) << "bf16 training gave the fp32 gradients bit for bit: did the bf16 products run?";
+}
+
 // Calling backward twice accumulates: the gradient doubles (parameter gradients are +=).
 TEST(Gradients, AccumulateAcrossCalls) {
   const std::string dir = std::string(JETMOE_FIXTURES_DIR) + "/ref-grads/top1_f32";

@@ -27,6 +27,7 @@ namespace jetmoe::kernels::cpu::avx512bf16 {
 #include "kernels/cpu/simd_avx512-inl.h"
 #include "kernels/cpu/matmul-inl.h"
 #include "kernels/cpu/matmul_bf16dot-inl.h"
+#include "kernels/cpu/backward_bf16dot-inl.h"
 #include "kernels/cpu/simd_q8_avx2-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/matmul_q8vnni-inl.h"
@@ -48,6 +49,11 @@ const KernelTable& avx512bf16_kernels() {
     t.gemm_bf16dot = avx512bf16::gemm_bf16dot;
     t.round_to_bf16 = avx512bf16::round_to_bf16_vec;
     t.bf16_dot_flops = avx512bf16::bf16_dot_flops;
+    t.backward_panel_cols = avx512bf16::kNr;  // the same panels as the fp32 products
+    t.backward_input_block_bf16 = avx512bf16::backward_input_block_bf16;
+    t.backward_pack_pair_rows = avx512bf16::backward_pack_pair_rows;
+    t.backward_pack_pair_columns = avx512bf16::backward_pack_pair_columns;
+    t.backward_weight_block_bf16 = avx512bf16::backward_weight_block_bf16;
     t.gemv_q8 = avx512bf16::gemv_q8_vnni;
     t.gemm_q8 = avx512bf16::gemm_q8_vnni;
     t.gemv_q4k = avx512bf16::gemv_q4k_vnni;

@@ -152,6 +152,27 @@ struct KernelTable {
   // panel at `panels`; cols <= kBackwardWeightCols; A rows (one k each) lda apart.
   void (*backward_weight_block)(const float* A, int64_t lda, int64_t M, int64_t K, const float* panels, int64_t cols,
                                 float* C, int64_t ldc);
+  // The same products on bf16 operands for bf16 training (backward_bf16dot-inl.h), on AVX512_BF16
+  // dot products; null (all four) where the level lacks them. Operands are rounded to bf16 and
+  // stored as pairs along the summed dimension: a 32-bit lane holds rows 2p (low half) and 2p + 1.
+  // C[0:M, 0:cols] = A · W[:, col0 : col0 + cols] (assigned): A is M rows of dy rounded to bf16,
+  // ceil(K / 2) pairs each (a zero after an odd K), lda pairs apart; W is BF16 [K, ldw]; scratch
+  // as backward_input_block's.
+  void (*backward_input_block_bf16)(const uint32_t* A, int64_t lda, int64_t M, int64_t K, const uint16_t* W,
+                                    int64_t ldw, int64_t col0, int64_t cols, float* C, int64_t ldc, float* scratch);
+  // x [K, col0 : col0 + cols] (K token rows, ldx apart) as whole panels of backward_panel_cols
+  // columns of ceil(K / 2) token pairs ([panel][pair][column], zero past cols).
+  void (*backward_pack_pair_rows)(const float* x, int64_t ldx, int64_t K, int64_t col0, int64_t cols,
+                                  uint32_t* panels);
+  // dy [K, col0 : col0 + cols] as token pairs, pair p of column c at out[p * ldo + c], for c up to
+  // cols rounded up to 16 (zero past cols).
+  void (*backward_pack_pair_columns)(const float* dy, int64_t ldy, int64_t K, int64_t col0, int64_t cols,
+                                     uint32_t* out, int64_t ldo);
+  // C[0:M, 0:cols] += A^T · B over K tokens: row m's pair p at A[p * lda + m]
+  // (backward_pack_pair_columns), B packed by backward_pack_pair_rows (first panel at `panels`),
+  // cols <= kBackwardWeightCols.
+  void (*backward_weight_block_bf16)(const uint32_t* A, int64_t lda, int64_t M, int64_t K, const uint32_t* panels,
+                                     int64_t cols, float* C, int64_t ldc);
   // The backward of causal attention for one head (attention_backward-inl.h), with
   // attention_backward_scratch(positions, head_dim) floats of scratch.
   void (*attention_backward_head)(const ops::AttentionBackwardHead& head, float* scratch);
