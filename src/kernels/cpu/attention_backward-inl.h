@@ -1,21 +1,26 @@
-// Backward of causal attention for one head (kernels/attention_backward.h), one query row at a
-// time, written once over the `Simd` of the including file (isa_<level>.cc). Keys and
+// Backward of causal attention for one head (kernels/attention_backward.h), kQueryBlock query
+// rows at a time, written once over the `Simd` of the including file (isa_<level>.cc). Keys and
 // values are first transposed ([head_dim][positions], zero-padded) so that the scores q · k_p
 // and dP_p = dout · v_p of a row are vectors over positions; the gradients are then vectors over
-// the head dimension: dq accumulates in registers, dK and dV rows are updated in place.
+// the head dimension: the block's dq rows accumulate in registers, and each dK and dV row is
+// loaded and stored once per block, its rows' terms added in row order (the sums of the
+// row-at-a-time loop, in the same order).
 // Included by each isa_<level>.cc after matmul-inl.h (V, N); no includes here.
 
 // Positions per step of the score loop (two vectors: independent accumulator chains).
 constexpr int64_t kScoreStep = 2 * N;
-// Head-dimension vectors dq keeps in registers at once.
+// Head-dimension vectors a query block keeps in registers per row (dq, and q / dout for dK / dV).
 constexpr int kDqVectors = 4;
+// Query rows per block: each key, value, dK and dV vector is loaded once for all of them.
+constexpr int kQueryBlock = 4;
 
 inline int64_t padded_positions(int64_t positions) { return (positions + kScoreStep - 1) / kScoreStep * kScoreStep; }
 
-// Floats of scratch for one head: transposed keys and values, dK and dV, two rows of scores.
+// Floats of scratch for one head: transposed keys and values, dK and dV, two rows of scores per
+// query row of a block.
 inline int64_t attention_backward_scratch(int64_t positions, int64_t head_dim) {
   const int64_t padded = padded_positions(positions);
-  return 4 * head_dim * padded + 2 * padded;
+  return 4 * head_dim * padded + 2 * kQueryBlock * padded;
 }
 
 // out[i * padded + p] = rows[p * stride + i] for p < positions, zero up to `padded`.
@@ -68,37 +73,97 @@ inline void scaled_softmax(float* s, int64_t n, float scale) {
   if (p < n) Simd::store_n(s + p, Simd::mul(Simd::load_n(s + p, int(n - p)), inv), int(n - p));
 }
 
-// y[0:D) += a * x[0:D).
-inline void axpy(float a, const float* x, float* y, int64_t D) {
-  const V va = Simd::set1(a);
-  int64_t i = 0;
-  for (; i + N <= D; i += N) Simd::store(y + i, Simd::fma(va, Simd::load(x + i), Simd::load(y + i)));
-  if (i < D)
-    Simd::store_n(y + i, Simd::fma(va, Simd::load_n(x + i, int(D - i)), Simd::load_n(y + i, int(D - i))), int(D - i));
+// A vector of `lanes` (0 .. N) floats at p: loaded (zero past them), or stored.
+inline V load_lanes(const float* p, int lanes) {
+  return lanes == N ? Simd::load(p) : lanes > 0 ? Simd::load_n(p, lanes) : Simd::zero();
+}
+inline void store_lanes(float* p, V v, int lanes) {
+  if (lanes == N) Simd::store(p, v);
+  else if (lanes > 0) Simd::store_n(p, v, lanes);
 }
 
-// dq[0:D) = sum_{p < n} ds[p] * key p, kDqVectors vectors of the head dimension at a time.
-inline void weighted_key_sum(const float* ds, const float* keys, int64_t kv_stride, int64_t n, int64_t D, float* dq) {
+// dq_r[0:D) = sum_{p < n} ds_r[p] * key p for the R rows of a block (ds rows `ld` apart, zero
+// past each row's own positions), kDqVectors vectors of the head dimension at a time: each key
+// vector is loaded once for all R rows.
+template <int R>
+void weighted_key_sums(const float* ds, int64_t ld, const float* keys, int64_t kv_stride, int64_t n, int64_t D,
+                       float* const dq[R]) {
   for (int64_t d0 = 0; d0 < D; d0 += kDqVectors * N) {
     int lanes[kDqVectors];
     for (int v = 0; v < kDqVectors; ++v) lanes[v] = int(std::clamp<int64_t>(D - d0 - v * N, 0, N));
-    V acc[kDqVectors];
-    for (int v = 0; v < kDqVectors; ++v) acc[v] = Simd::zero();
+    V acc[R][kDqVectors];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < kDqVectors; ++v) acc[r][v] = Simd::zero();
     for (int64_t p = 0; p < n; ++p) {
-      const V w = Simd::set1(ds[p]);
       const float* key = keys + p * kv_stride + d0;
+      V k[kDqVectors];
       for (int v = 0; v < kDqVectors; ++v)
-        if (lanes[v] == N)
-          acc[v] = Simd::fma(w, Simd::load(key + v * N), acc[v]);
-        else if (lanes[v] > 0)
-          acc[v] = Simd::fma(w, Simd::load_n(key + v * N, lanes[v]), acc[v]);
+        k[v] = load_lanes(key + v * N, lanes[v]);
+      for (int r = 0; r < R; ++r) {
+        const V w = Simd::set1(ds[r * ld + p]);
+        for (int v = 0; v < kDqVectors; ++v) acc[r][v] = Simd::fma(w, k[v], acc[r][v]);
+      }
     }
-    for (int v = 0; v < kDqVectors; ++v)
-      if (lanes[v] == N)
-        Simd::store(dq + d0 + v * N, acc[v]);
-      else if (lanes[v] > 0)
-        Simd::store_n(dq + d0 + v * N, acc[v], lanes[v]);
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < kDqVectors; ++v) store_lanes(dq[r] + d0 + v * N, acc[r][v], lanes[v]);
   }
+}
+
+// out[p][0:D) += sum_r coef_r[p] * x_r[0:D) for p < n (out rows D apart, coef rows `ld` apart),
+// rows r in order: the block's x chunk stays in registers while each out row is loaded and
+// stored once for all R rows.
+template <int R>
+void add_outer_products(const float* coef, int64_t ld, const float* const x[R], int64_t n, int64_t D, float* out) {
+  for (int64_t d0 = 0; d0 < D; d0 += kDqVectors * N) {
+    int lanes[kDqVectors];
+    for (int v = 0; v < kDqVectors; ++v) lanes[v] = int(std::clamp<int64_t>(D - d0 - v * N, 0, N));
+    V xr[R][kDqVectors];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < kDqVectors; ++v)
+        xr[r][v] = load_lanes(x[r] + d0 + v * N, lanes[v]);
+    for (int64_t p = 0; p < n; ++p) {
+      float* row = out + p * D + d0;
+      V acc[kDqVectors];
+      for (int v = 0; v < kDqVectors; ++v)
+        acc[v] = load_lanes(row + v * N, lanes[v]);
+      for (int r = 0; r < R; ++r) {
+        const V c = Simd::set1(coef[r * ld + p]);
+        for (int v = 0; v < kDqVectors; ++v) acc[v] = Simd::fma(c, xr[r][v], acc[v]);
+      }
+      for (int v = 0; v < kDqVectors; ++v) store_lanes(row + v * N, acc[v], lanes[v]);
+    }
+  }
+}
+
+// Rows a0 .. a0 + R - 1 of a head: their probabilities and dS rows (R rows of `padded` in s and
+// ds), then dq of each row and their shares of dK and dV. A row's coefficients are zero past its
+// own positions, so the block runs over the last row's positions.
+template <int R>
+void backward_query_block(const ops::AttentionBackwardHead& h, int64_t a0, const float* Kt, const float* Vt,
+                          int64_t padded, float scale, float* s, float* ds, float* dK, float* dV) {
+  const int64_t D = h.head_dim, n_max = (a0 + R - 1) / h.slots + 1;
+  const float* q[R];
+  const float* g[R];
+  float* dq[R];
+  for (int r = 0; r < R; ++r) {
+    const int64_t a = a0 + r, n = a / h.slots + 1;  // causal: positions 0 .. t
+    q[r] = h.q + a * h.q_stride;
+    g[r] = h.dout + a * h.dout_stride;
+    dq[r] = h.dq + a * h.dq_stride;
+    float* sr = s + r * padded;
+    float* dr = ds + r * padded;
+    row_dots(q[r], Kt, padded, D, n, sr);
+    row_dots(g[r], Vt, padded, D, n, dr);
+    scaled_softmax(sr, n, scale);
+    float dot = 0.0f;
+    for (int64_t p = 0; p < n; ++p) dot += sr[p] * dr[p];
+    for (int64_t p = 0; p < n; ++p) dr[p] = sr[p] * (dr[p] - dot) * scale;  // dS, with the score scale
+    std::fill(sr + n, sr + n_max, 0.0f);
+    std::fill(dr + n, dr + n_max, 0.0f);
+  }
+  weighted_key_sums<R>(ds, padded, h.keys, h.kv_stride, n_max, D, dq);
+  add_outer_products<R>(ds, padded, q, n_max, D, dK);
+  add_outer_products<R>(s, padded, g, n_max, D, dV);
 }
 
 void attention_backward_head(const ops::AttentionBackwardHead& h, float* scratch) {
@@ -110,26 +175,19 @@ void attention_backward_head(const ops::AttentionBackwardHead& h, float* scratch
   // which maps them onto the same few L1 sets.
   float* dK = Vt + D * padded;
   float* dV = dK + D * padded;
-  float* s = dV + D * padded;  // scores, then probabilities
-  float* dp = s + padded;      // dP, then dS
+  float* s = dV + D * padded;             // a block's scores, then probabilities
+  float* ds = s + kQueryBlock * padded;   // its dP, then dS
   transpose_rows(h.keys, h.kv_stride, T, D, padded, Kt);
   transpose_rows(h.values, h.kv_stride, T, D, padded, Vt);
   std::fill(dK, dK + 2 * D * padded, 0.0f);
-  for (int64_t a = 0; a < h.rows; ++a) {
-    const int64_t n = a / h.slots + 1;  // causal: positions 0 .. t
-    const float* q = h.q + a * h.q_stride;
-    const float* g = h.dout + a * h.dout_stride;
-    row_dots(q, Kt, padded, D, n, s);
-    row_dots(g, Vt, padded, D, n, dp);
-    scaled_softmax(s, n, scale);
-    float dot = 0.0f;
-    for (int64_t p = 0; p < n; ++p) dot += s[p] * dp[p];
-    for (int64_t p = 0; p < n; ++p) dp[p] = s[p] * (dp[p] - dot) * scale;  // dS, with the score scale
-    weighted_key_sum(dp, h.keys, h.kv_stride, n, D, h.dq + a * h.dq_stride);
-    for (int64_t p = 0; p < n; ++p) {
-      axpy(dp[p], q, dK + p * D, D);
-      axpy(s[p], g, dV + p * D, D);
-    }
+  int64_t a0 = 0;
+  for (; a0 + kQueryBlock <= h.rows; a0 += kQueryBlock)
+    backward_query_block<kQueryBlock>(h, a0, Kt, Vt, padded, scale, s, ds, dK, dV);
+  switch (h.rows - a0) {  // the last rows
+    case 3: backward_query_block<3>(h, a0, Kt, Vt, padded, scale, s, ds, dK, dV); break;
+    case 2: backward_query_block<2>(h, a0, Kt, Vt, padded, scale, s, ds, dK, dV); break;
+    case 1: backward_query_block<1>(h, a0, Kt, Vt, padded, scale, s, ds, dK, dV); break;
+    default: break;
   }
   for (int64_t p = 0; p < T; ++p) {
     std::copy(dK + p * D, dK + (p + 1) * D, h.dkeys + p * h.dkv_stride);

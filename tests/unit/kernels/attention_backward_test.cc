@@ -17,7 +17,10 @@ using test::Isa;
 struct Case {
   int64_t positions, slots, head_dim;
 };
-const Case kCases[] = {{1, 1, 64}, {5, 2, 64}, {37, 2, 20}, {70, 1, 32}, {33, 3, 7}, {130, 2, 64}};
+// Query rows in blocks of 4 with 0-3 left over; head dims of one and several register chunks
+// (128 is JetMoE-8B's), whole vectors or not.
+const Case kCases[] = {{1, 1, 64},   {5, 2, 64},    {37, 2, 20},  {70, 1, 32},
+                       {33, 3, 7},   {130, 2, 64},  {40, 2, 128}, {9, 1, 80}};
 
 // Gradients in float64 straight from the definitions (the oracle).
 struct Reference {
