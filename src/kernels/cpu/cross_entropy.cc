@@ -1,92 +1,18 @@
+// ops::cross_entropy_backward: the kernel table's row kernel (AVX-512, cross_entropy-inl.h), or
+// the oracle itself on levels without one.
 #include "kernels/cross_entropy.h"
 
-#include <algorithm>
-#include <cmath>
-#include <vector>
-
 #include "core/error.h"
+#include "kernels/cpu/kernel_table.h"
 #include "kernels/ref/backward_ops.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-// GCC 12's AVX-512 headers build "undefined" vectors by self-initialisation, which its own
-// -Wuninitialized then reports at every inlined use; the vectors are never read.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#endif
-
 namespace jetmoe::ops {
-namespace {
-
-#if defined(__x86_64__) || defined(__i386__)
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
-
-// e^x in double for x <= 0 (the logits minus their max). x = n ln2 + r with n = round(x / ln2)
-// and r reduced against ln2 split in two (the high part has trailing zeros, so n * hi is exact
-// for |n| < 2^11), |r| <= ln2/2; e^r by its Taylor series to r^13 (the next term is < 1e-17 of
-// the sum); scalef multiplies by 2^n exactly, down into subnormals and to zero.
-__m512d exp_pd(__m512d x) {
-  const __m512d lowest = _mm512_set1_pd(-746.0);  // e^-746 is below the least subnormal
-  x = _mm512_max_pd(lowest, x);                     // a NaN x is returned as it is
-  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634074)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), x);
-  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
-  static constexpr double kInverseFactorials[] = {
-      1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-      1.0 / 40320.0,      1.0 / 5040.0,      1.0 / 720.0,      1.0 / 120.0,     1.0 / 24.0,
-      1.0 / 6.0,          1.0 / 2.0,         1.0,              1.0};
-  __m512d p = _mm512_set1_pd(kInverseFactorials[0]);
-  for (int i = 1; i < 14; ++i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kInverseFactorials[i]));
-  return _mm512_scalef_pd(p, n);
-}
-
-double cross_entropy_avx512(const float* logits, int64_t V, int64_t target, double scale, float* dlogits) {
-  // Pass 1: the max; pass 2: e^(x - max) into dlogits (as fp32 scaled later) and its sum in
-  // double — the loss needs only the sum, the gradient the values.
-  __m512 vmax = _mm512_set1_ps(-INFINITY);
-  int64_t v = 0;
-  for (; v + 16 <= V; v += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(logits + v));
-  float mx = _mm512_reduce_max_ps(vmax);
-  for (; v < V; ++v) mx = std::max(mx, logits[v]);
-  const __m512d vmx = _mm512_set1_pd(double(mx));
-  __m512d sum_lo = _mm512_setzero_pd(), sum_hi = _mm512_setzero_pd();
-  thread_local std::vector<double> shifted_exp;  // e^(x - max) of the row, kept for the gradient
-  if (int64_t(shifted_exp.size()) < V) shifted_exp.resize(size_t(V));
-  double* e = shifted_exp.data();
-  for (v = 0; v + 16 <= V; v += 16) {
-    const __m512 x = _mm512_loadu_ps(logits + v);
-    const __m512d lo = exp_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), vmx));
-    const __m512d hi = exp_pd(
-        _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))), vmx));
-    _mm512_storeu_pd(e + v, lo);
-    _mm512_storeu_pd(e + v + 8, hi);
-    sum_lo = _mm512_add_pd(sum_lo, lo);
-    sum_hi = _mm512_add_pd(sum_hi, hi);
-  }
-  double sum = _mm512_reduce_add_pd(_mm512_add_pd(sum_lo, sum_hi));
-  for (; v < V; ++v) sum += (e[v] = std::exp(double(logits[v]) - double(mx)));
-  const __m512d factor = _mm512_set1_pd(scale / sum);
-  for (v = 0; v + 8 <= V; v += 8)
-    _mm256_storeu_ps(dlogits + v, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_loadu_pd(e + v), factor)));
-  for (; v < V; ++v) dlogits[v] = float(e[v] * (scale / sum));
-  dlogits[target] -= float(scale);
-  return double(mx) + std::log(sum) - double(logits[target]);
-}
-
-#pragma GCC pop_options
-#endif
-
-}  // namespace
 
 double cross_entropy_backward(const float* logits, int64_t V, int64_t target, double scale, float* dlogits,
                               kernels::cpu::Isa isa) {
   JM_CHECK(V > 0 && target >= 0 && target < V, "cross-entropy target ", target, " of ", V, " logits");
-#if defined(__x86_64__) || defined(__i386__)
-  if (isa >= kernels::cpu::Isa::Avx512 && kernels::cpu::hardware_isa() >= kernels::cpu::Isa::Avx512)
-    return cross_entropy_avx512(logits, V, target, scale, dlogits);
-#endif
+  const kernels::cpu::KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
+  if (kt.cross_entropy_row != nullptr) return kt.cross_entropy_row(logits, V, target, scale, dlogits);
   return kernels::cross_entropy_backward(logits, V, target, scale, dlogits);
 }
 

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/q4_k.h"
@@ -33,6 +34,7 @@ namespace jetmoe::kernels::cpu::avx512 {
 #include "kernels/cpu/elementwise-inl.h"
 #include "kernels/cpu/backward_gemm-inl.h"
 #include "kernels/cpu/attention_backward-inl.h"
+#include "kernels/cpu/cross_entropy-inl.h"
 #include "kernels/cpu/kernel_table-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx512
 #pragma GCC pop_options
@@ -40,7 +42,11 @@ namespace jetmoe::kernels::cpu::avx512 {
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& avx512_kernels() {
-  static const KernelTable table = avx512::portable_kernel_table<avx512::Q8Avx2, avx512::Q4kAvx2>(Isa::Avx512);
+  static const KernelTable table = [] {
+    KernelTable t = avx512::portable_kernel_table<avx512::Q8Avx2, avx512::Q4kAvx2>(Isa::Avx512);
+    t.cross_entropy_row = avx512::cross_entropy_row;
+    return t;
+  }();
   return table;
 }
 

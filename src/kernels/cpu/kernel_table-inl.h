@@ -31,6 +31,7 @@ KernelTable portable_kernel_table(Isa isa) {
       .backward_pack_pair_rows = nullptr,
       .backward_pack_pair_columns = nullptr,
       .backward_weight_block_bf16 = nullptr,
+      .cross_entropy_row = nullptr,
       .attention_backward_head = attention_backward_head,
       .attention_backward_scratch = attention_backward_scratch,
       .fma_flops = fma_flops,

@@ -173,6 +173,10 @@ struct KernelTable {
   // cols <= kBackwardWeightCols.
   void (*backward_weight_block_bf16)(const uint32_t* A, int64_t lda, int64_t M, int64_t K, const uint32_t* panels,
                                      int64_t cols, float* C, int64_t ldc);
+  // Cross-entropy of one row of V logits against `target`, returned in double, and its gradient
+  // dlogits = scale * (softmax - onehot) (kernels/cross_entropy.h); null where the level has no
+  // faster kernel than the oracle.
+  double (*cross_entropy_row)(const float* logits, int64_t V, int64_t target, double scale, float* dlogits);
   // The backward of causal attention for one head (attention_backward-inl.h), with
   // attention_backward_scratch(positions, head_dim) floats of scratch.
   void (*attention_backward_head)(const ops::AttentionBackwardHead& head, float* scratch);
