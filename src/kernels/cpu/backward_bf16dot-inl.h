@@ -78,11 +78,7 @@ void pair_tile(int64_t pairs, const uint32_t* A, int64_t lda, const uint32_t* B,
   int lanes[NV];
   for (int v = 0; v < NV; ++v) lanes[v] = std::clamp(n - v * N, 0, N);
   V acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = !accumulate ? Simd::zero()
-                  : lanes[v] == N ? Simd::load(C + r * ldc + v * N)
-                                  : Simd::load_n(C + r * ldc + v * N, lanes[v]);
+  load_c_tile<MR>(acc, C, ldc, lanes, accumulate);
   for (int64_t p = 0; p < pairs; ++p) {
     __m512bh b[NV];
     for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(B + p * kNr + v * N);
@@ -91,11 +87,7 @@ void pair_tile(int64_t pairs, const uint32_t* A, int64_t lda, const uint32_t* B,
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
     }
   }
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) {
-      if (lanes[v] == N) Simd::store(C + r * ldc + v * N, acc[r][v]);
-      else if (lanes[v] > 0) Simd::store_n(C + r * ldc + v * N, acc[r][v], lanes[v]);
-    }
+  store_c_tile<MR>(acc, C, ldc, lanes);
 }
 
 using PairTileFn = void (*)(int64_t, const uint32_t*, int64_t, const uint32_t*, float*, int64_t, int, bool);
@@ -164,9 +156,7 @@ void backward_weight_block_bf16(const uint32_t* A, int64_t lda, int64_t M, int64
     const int64_t pc = std::min(kBackwardWeightDepth / 2, pairs - p0);
     for (int64_t m0 = 0; m0 < M; m0 += kMr) {
       const int64_t mr = std::min<int64_t>(kMr, M - m0);
-      for (int64_t r = m0 + kMr; r < std::min(M, m0 + 2 * kMr); ++r)
-        for (int64_t byte = 0; byte < cols * int64_t(sizeof(float)); byte += 64)
-          __builtin_prefetch(reinterpret_cast<const char*>(C + r * ldc) + byte, 1, 3);
+      prefetch_c_rows(C, ldc, m0 + kMr, std::min(M, m0 + 2 * kMr), cols);
       for (int64_t c = 0; c < cols; c += kNr) {
         const uint32_t* panel = panels + (c / kNr) * pairs * kNr + p0 * kNr;
         const int n = int(std::min<int64_t>(kNr, cols - c));

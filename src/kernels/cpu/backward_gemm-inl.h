@@ -80,9 +80,7 @@ void backward_weight_block(const float* A, int64_t lda, int64_t M, int64_t K, co
     const int64_t kc = std::min(kBackwardWeightDepth, K - k0);
     for (int64_t m0 = 0; m0 < M; m0 += kMr) {
       const int64_t mr = std::min<int64_t>(kMr, M - m0);
-      for (int64_t r = m0 + kMr; r < std::min(M, m0 + 2 * kMr); ++r)
-        for (int64_t byte = 0; byte < cols * int64_t(sizeof(float)); byte += 64)
-          __builtin_prefetch(reinterpret_cast<const char*>(C + r * ldc) + byte, 1, 3);
+      prefetch_c_rows(C, ldc, m0 + kMr, std::min(M, m0 + 2 * kMr), cols);
       for (int64_t c = 0; c < cols; c += kNr) {
         const float* panel = panels + (c / kNr) * K * kNr + k0 * kNr;
         const int n = int(std::min<int64_t>(kNr, cols - c));

@@ -137,6 +137,34 @@ void gemv(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
 
 // ---- register-tiled product, shared by gemm, attention and the backward products ----
 
+// A register tile's C: MR rows of kNv vectors, of which vector v holds lanes[v] (0 .. N) columns.
+// Read into the accumulators (zero unless accumulate), and written back, touching only those.
+template <int MR>
+inline void load_c_tile(V (&acc)[MR][Simd::kNv], const float* C, int64_t ldc, const int (&lanes)[Simd::kNv],
+                        bool accumulate) {
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < Simd::kNv; ++v)
+      acc[r][v] = !accumulate ? Simd::zero()
+                  : lanes[v] == N ? Simd::load(C + r * ldc + v * N)
+                                  : Simd::load_n(C + r * ldc + v * N, lanes[v]);
+}
+template <int MR>
+inline void store_c_tile(const V (&acc)[MR][Simd::kNv], float* C, int64_t ldc, const int (&lanes)[Simd::kNv]) {
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < Simd::kNv; ++v) {
+      if (lanes[v] == N) Simd::store(C + r * ldc + v * N, acc[r][v]);
+      else if (lanes[v] > 0) Simd::store_n(C + r * ldc + v * N, acc[r][v], lanes[v]);
+    }
+}
+
+// Prefetches rows [r_begin, r_end) of C (cols floats each, ldc apart) for writing: a weight
+// gradient block's next row tile, read-modify-written while this one computes.
+inline void prefetch_c_rows(const float* C, int64_t ldc, int64_t r_begin, int64_t r_end, int64_t cols) {
+  for (int64_t r = r_begin; r < r_end; ++r)
+    for (int64_t byte = 0; byte < cols * int64_t(sizeof(float)); byte += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(C + r * ldc) + byte, 1, 3);
+}
+
 // C[0:MR, 0:n] (+)= A[0:MR, 0:K] · B[0:K, 0:n] with n <= kNr. A element (r, k) is A[r * lda + k],
 // or A[k * lda + r] when kTransposedA (dy^T of a weight gradient: a row of dy holds one k);
 // broadcast one element at a time. B rows ldb apart; B loads read kNr columns unless kMaskB (then
@@ -148,11 +176,7 @@ void micro_tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t 
   int lanes[NV];
   for (int v = 0; v < NV; ++v) lanes[v] = std::clamp(n - v * N, 0, N);
   V acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = !accumulate ? Simd::zero()
-                  : lanes[v] == N ? Simd::load(C + r * ldc + v * N)
-                                  : Simd::load_n(C + r * ldc + v * N, lanes[v]);
+  load_c_tile<MR>(acc, C, ldc, lanes, accumulate);
   for (int64_t k = 0; k < K; ++k) {
     V b[NV];
     for (int v = 0; v < NV; ++v)
@@ -162,11 +186,7 @@ void micro_tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t 
       for (int v = 0; v < NV; ++v) acc[r][v] = Simd::fma(a, b[v], acc[r][v]);
     }
   }
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) {
-      if (lanes[v] == N) Simd::store(C + r * ldc + v * N, acc[r][v]);
-      else if (lanes[v] > 0) Simd::store_n(C + r * ldc + v * N, acc[r][v], lanes[v]);
-    }
+  store_c_tile<MR>(acc, C, ldc, lanes);
 }
 
 using MicroTileFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int, bool);
