@@ -30,9 +30,9 @@
 //     "threads": 2,
 //     "seed": 0,                            // weights init and data order
 //     "compute_dtype": "f32",               // or "bf16": forward/backward read a bf16 copy of the
-//                                           //   fp32 masters and round activations to bf16 in the
-//                                           //   weight products; gradients, AdamW and checkpoints
-//                                           //   stay fp32
+//                                           //   fp32 masters and round activations (forward) and
+//                                           //   output gradients (backward) to bf16 in the weight
+//                                           //   products; gradients, AdamW and checkpoints stay fp32
 //     "report_mfu": true                    // measure the CPU's peak at start (~0.2 s) and log
 //                                           //   model FLOPs utilisation
 //   }
