@@ -24,6 +24,15 @@ inline __m512i bf16_in_low_halves(const void* data, int64_t at, int n) {
   }
 }
 
+// Columns [at, at + n) of a row and, if `second`, of the row after it (ld apart) as bf16 pairs:
+// lane j = (row[at + j], next row[at + j]), zero past n or for a missing second row.
+template <DType kType>
+inline __m512i row_pairs(const void* src, int64_t at, int64_t ld, bool second, int n) {
+  const __m512i lo = bf16_in_low_halves<kType>(src, at, n);
+  const __m512i hi = second ? bf16_in_low_halves<kType>(src, at + ld, n) : _mm512_setzero_si512();
+  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
 // out[p * ldo + c] = (src[k0 + 2p, col0 + c], src[k0 + 2p + 1, col0 + c]) as bf16 for p <
 // ceil(kc / 2) and c < round_up(cols, N): columns past `cols` and the row past an odd kc are zero.
 template <DType kType>
@@ -34,9 +43,7 @@ void pack_pairs(const void* src, int64_t ld, int64_t k0, int64_t kc, int64_t col
     const bool has_second = 2 * p + 1 < kc;
     for (int64_t c = 0; c < cols; c += N) {
       const int n = int(std::min<int64_t>(N, cols - c));
-      const __m512i lo = bf16_in_low_halves<kType>(src, row + c, n);
-      const __m512i hi = has_second ? bf16_in_low_halves<kType>(src, row + ld + c, n) : _mm512_setzero_si512();
-      _mm512_storeu_si512(out + p * ldo + c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      _mm512_storeu_si512(out + p * ldo + c, row_pairs<kType>(src, row + c, ld, has_second, n));
     }
   }
 }
@@ -58,12 +65,7 @@ void pack_pair_panels(const void* src, int64_t ld, int64_t k0, int64_t kc, int64
     const bool has_second = 2 * p + 1 < kc;
     for (int64_t c = 0; c < width; c += N) {
       const int n = int(std::clamp<int64_t>(cols - c, 0, N));
-      __m512i pair = _mm512_setzero_si512();
-      if (n > 0) {
-        const __m512i lo = bf16_in_low_halves<kType>(src, row + c, n);
-        const __m512i hi = has_second ? bf16_in_low_halves<kType>(src, row + ld + c, n) : _mm512_setzero_si512();
-        pair = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
-      }
+      const __m512i pair = n > 0 ? row_pairs<kType>(src, row + c, ld, has_second, n) : _mm512_setzero_si512();
       _mm512_storeu_si512(out + (c / kNr) * pairs * kNr + p * kNr + c % kNr, pair);
     }
   }

@@ -136,10 +136,10 @@ float bf16_value(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 
 void prepare(const PrepareItem& item, const BackwardProduct& p, const Plan& plan, const KernelTable& kt) {
   switch (item.task) {
-    case PrepareItem::Task::RoundRows:
+    case PrepareItem::Task::RoundRows: {
+      const int64_t n = p.kind == Kind::Input ? p.k : p.m;  // values per row of dy
       for (int64_t r = item.begin; r < item.end; ++r) {
         const float* src = p.a + r * p.lda;
-        const int64_t n = p.kind == Kind::Input ? p.k : p.m;
         if (plan.path == Plan::Path::RoundedF32) {
           std::transform(src, src + n, plan.rounded_a + r * plan.lda, bf16_value);
         } else {  // a row of pairs is the row in bf16, with a zero after an odd count
@@ -149,6 +149,7 @@ void prepare(const PrepareItem& item, const BackwardProduct& p, const Plan& plan
         }
       }
       return;
+    }
     case PrepareItem::Task::PairColumns:
       kt.backward_pack_pair_columns(p.a, p.lda, p.k, item.begin, item.end - item.begin, plan.a_pairs + item.begin,
                                     plan.lda_pairs);
