@@ -227,20 +227,48 @@ LossTerms backward(const JetMoeConfig& c, const ModelWeights& weights, std::span
   return terms;
 }
 
+namespace {
+
+// What a training step's forwards record, kept across steps by the calling thread: each step's
+// tapes, logits and caches reuse the previous step's memory (hundreds of megabytes a step,
+// which would otherwise be faulted in and zeroed again).
+struct StepRecords {
+  std::vector<ForwardTape> tapes;
+  std::vector<FloatTensor> logits;
+  std::vector<KvCache> caches;
+};
+
+StepRecords& step_records() {
+  thread_local StepRecords records;
+  return records;
+}
+
+}  // namespace
+
 LossTerms forward_backward(const Model& model, std::span<const TrainingSequence> batch, const LossOptions& options,
                            Gradients& grads, ThreadPool& pool) {
-  std::vector<ForwardTape> tapes(batch.size());
-  std::vector<FloatTensor> logits(batch.size());
-  std::vector<std::span<const int64_t>> labels;
-  for (size_t b = 0; b < batch.size(); ++b) {
+  const size_t B = batch.size();
+  for (size_t b = 0; b < B; ++b)
     if (batch[b].labels.size() != batch[b].tokens.size() && batch[b].labels.size() != batch[b].tokens.size() + 1)
       fail("training sequence ", b, ": ", batch[b].tokens.size(), " tokens but ", batch[b].labels.size(), " labels");
-    KvCache cache = model.make_cache(std::max<int64_t>(1, int64_t(batch[b].tokens.size())));
-    model.forward(batch[b].tokens, cache, logits[b], pool, LogitsMode::All, nullptr, &tapes[b]);
+
+  StepRecords& records = step_records();
+  if (records.tapes.size() < B) records.tapes.resize(B);
+  if (records.logits.size() < B) records.logits.resize(B);
+  std::vector<std::span<const int64_t>> labels;
+  for (size_t b = 0; b < B; ++b) {
+    const int64_t T = std::max<int64_t>(1, int64_t(batch[b].tokens.size()));
+    const JetMoeConfig& c = model.config();
+    if (records.caches.size() <= b) records.caches.push_back(model.make_cache(T));
+    KvCache& cache = records.caches[b];
+    if (cache.capacity() < T || cache.row_size() != c.kv_proj_size() || cache.layers() != c.num_layers)
+      cache = model.make_cache(T);  // another model's, or too short
+    cache.clear();
+    model.forward(batch[b].tokens, cache, records.logits[b], pool, LogitsMode::All, nullptr, &records.tapes[b]);
     labels.push_back(batch[b].labels);
   }
-  return backward(model.config(), model.weights(), tapes, logits, labels, options, grads, pool,
-                  model.matmul_options());
+  return backward(model.config(), model.weights(), std::span(records.tapes.data(), B),
+                  std::span(records.logits.data(), B), labels, options, grads, pool, model.matmul_options());
 }
 
 }  // namespace jetmoe

@@ -15,6 +15,7 @@ class KvCache {
 
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
+  int64_t layers() const { return int64_t(k_.size()); }
   void clear() { length_ = 0; }
   // Drops everything from position `n` on (e.g. to reuse a shared prompt prefix).
   void truncate(int64_t n);

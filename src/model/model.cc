@@ -23,6 +23,9 @@ void Model::check_input(std::span<const int32_t> tokens, const KvCache& cache, c
   const JetMoeConfig& c = config_;
   const int64_t T = int64_t(tokens.size()), V = c.vocab_size, start = cache.length();
   if (T == 0) fail(where, "no tokens given");
+  if (cache.layers() != c.num_layers || cache.row_size() != c.kv_proj_size())
+    fail(where, "the KV cache was made for another model: ", cache.layers(), " layers of ", cache.row_size(),
+         " values per position, this model has ", c.num_layers, " of ", c.kv_proj_size());
   for (int64_t t = 0; t < T; ++t)
     if (tokens[size_t(t)] < 0 || tokens[size_t(t)] >= V)
       fail(where, "token id ", tokens[size_t(t)], " at position ", t, " is outside the vocabulary [0, ", V, ")");
@@ -51,6 +54,18 @@ void add_rows(float* x, const float* branch, int64_t T, int64_t d, ThreadPool& p
   });
 }
 
+// A taped layer moves its activations from the scratch into the tape (mixture_of_*.cc). Handing
+// the scratch the buffers this tape kept from a previous forward first lets repeated training
+// steps reuse their pages instead of faulting in fresh ones.
+void lend_tape_buffers(LayerTape& lt, ForwardScratch& scratch) {
+  scratch.q = std::move(lt.attn.queries);
+  scratch.heads = std::move(lt.attn.heads);
+  scratch.projected = std::move(lt.attn.projected);
+  scratch.up = std::move(lt.mlp.up);
+  scratch.act = std::move(lt.mlp.act);
+  scratch.down = std::move(lt.mlp.down);
+}
+
 }  // namespace
 
 std::vector<float> Model::run_blocks(std::span<const int32_t> tokens, std::span<const AttentionSegment> segments,
@@ -67,13 +82,12 @@ std::vector<float> Model::run_blocks(std::span<const int32_t> tokens, std::span<
 
   const kernels::Rope rope(c.head_dim, c.rope_theta);
   std::vector<float> normed(size_t(T * d)), branch(size_t(T * d));
-  ForwardScratch shared;  // reused by every layer; a taped layer moves its buffers into the tape
+  ForwardScratch scratch;  // reused by every layer
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
     const int layer = int(l);
     LayerTape* lt = tape ? &tape->layers[size_t(l)] : nullptr;
-    ForwardScratch taped;
-    ForwardScratch& scratch = lt ? taped : shared;
+    if (lt) lend_tape_buffers(*lt, scratch);
 
     rmsnorm_rows(x.data(), w.input_norm, T, normed.data(), pool);
     if (lt) { lt->attn_in = x; lt->attn_norm = normed; }
@@ -102,7 +116,7 @@ void Model::head(const float* x, int64_t rows, std::vector<float>& normed, Float
   const int64_t d = config_.hidden_size, V = config_.vocab_size;
   normed.resize(size_t(rows * d));
   ops::rmsnorm(x, weights_.final_norm, config_.rms_norm_eps, rows, d, normed.data());
-  logits = FloatTensor({rows, V});
+  if (logits.shape != Shape{rows, V}) logits = FloatTensor({rows, V});  // every value is written below
   ops::matmul_xwT(normed.data(), d, rows, weights_.lm_head, logits.data(), V, pool, matmul_options_);
 }
 
@@ -116,7 +130,7 @@ void Model::forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor
       fail("forward: a training forward (with a tape) needs an empty KV cache, got ", cache.length(), " cached");
     if (mode != LogitsMode::All) fail("forward: a training forward (with a tape) needs the logits of every position");
     tape->tokens.assign(tokens.begin(), tokens.end());
-    tape->layers.assign(size_t(config_.num_layers), LayerTape{});
+    tape->layers.resize(size_t(config_.num_layers));  // a previous forward's buffers are reused
   }
 
   const AttentionSegment whole{T, &cache};

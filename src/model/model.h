@@ -51,7 +51,8 @@ class Model {
   // logits: [T, V] (All) or [1, V] (Last). Throws on ids outside the vocabulary or when the
   // cache (or max_position_embeddings) would overflow.
   // A training forward passes a tape: it records what backward() needs and requires an empty
-  // cache (the whole sequence from position 0) and LogitsMode::All.
+  // cache (the whole sequence from position 0) and LogitsMode::All. A tape (and logits) kept
+  // from a previous forward lends its buffers to this one, so training steps reuse their memory.
   void forward(std::span<const int32_t> tokens, KvCache& cache, FloatTensor& logits, ThreadPool& pool,
                LogitsMode mode = LogitsMode::All, ForwardObserver* observer = nullptr,
                ForwardTape* tape = nullptr) const;

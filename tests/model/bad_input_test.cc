@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <utility>
 
 #include <unistd.h>
 
@@ -109,6 +110,26 @@ TEST(ForwardBadInput, BadInputIdsOutsideVocabularyAndContextOverflow) {
   }
   std::vector<int32_t> none;
   EXPECT_THROW(model->forward(none, cache, logits, pool), Error);
+}
+
+TEST(ForwardBadInput, BadInputCacheOfAnotherModelIsRefused) {
+  auto model = Model::load(kFixture);
+  ThreadPool pool(1);
+  FloatTensor logits;
+  std::vector<int32_t> two = {1, 2};
+  for (const auto& [layers, kv_heads] : {std::pair<int64_t, int64_t>{1, 0}, {0, 1}}) {
+    JetMoeConfig other = model->config();
+    other.num_layers += layers;
+    other.num_kv_heads += kv_heads;
+    KvCache foreign(other, 8);
+    try {
+      model->forward(two, foreign, logits, pool);
+      FAIL() << "a cache of " << other.num_layers << " layers x " << other.kv_proj_size() << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("KV cache was made for another model"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(foreign.length(), 0);
+  }
 }
 
 }  // namespace

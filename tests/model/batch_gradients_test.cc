@@ -4,7 +4,9 @@
 //    uninterrupted one on any machine);
 //  - without the auxiliary losses (the only terms that couple sequences) the batch gradient is the
 //    token-weighted mean of each sequence's own gradient, also when the head's backward is cut
-//    into several chunks of sequences.
+//    into several chunks of sequences;
+//  - a step that reuses the buffers earlier steps recorded (of other lengths, batch sizes or
+//    models) gives the same bits as forwards onto fresh tapes.
 // The model is big enough that its products are cut into several blocks of rows and columns, and
 // the sequences differ in length.
 #include <gtest/gtest.h>
@@ -14,7 +16,10 @@
 #include <initializer_list>
 #include <memory>
 #include <random>
+#include <string>
+#include <utility>
 
+#include "core/error.h"
 #include "model/backward.h"
 #include "model/model.h"
 #include "runtime/random_checkpoint.h"
@@ -22,11 +27,11 @@
 namespace jetmoe {
 namespace {
 
-JetMoeConfig blocky_model() {
+JetMoeConfig blocky_model(int64_t layers = 2) {
   JetMoeConfig c;
   c.vocab_size = 300;
   c.hidden_size = 200;  // > one 128 / 256-column block of the backward products
-  c.num_layers = 2;
+  c.num_layers = layers;
   c.num_experts = 4;
   c.top_k = 2;
   c.num_kv_heads = 3;
@@ -40,10 +45,10 @@ JetMoeConfig blocky_model() {
 
 // A model over random weights it owns.
 struct RandomModel {
-  JetMoeConfig config = blocky_model();
+  JetMoeConfig config;
   std::vector<std::vector<float>> values = random_parameter_values(config, 3);
   std::unique_ptr<Model> model;
-  RandomModel() {
+  explicit RandomModel(JetMoeConfig c = blocky_model()) : config(c) {
     const std::vector<ParamSpec> specs = param_specs(config);
     std::vector<NamedTensor> views;
     for (size_t i = 0; i < specs.size(); ++i)
@@ -72,6 +77,52 @@ struct RandomBatch {
     return out;
   }
 };
+
+void expect_same_bits(const Gradients& got, const Gradients& want, const std::vector<ParamSpec>& specs,
+                      const std::string& what) {
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const std::vector<float>& a = got.tensor(i).values;
+    const std::vector<float>& b = want.tensor(i).values;
+    ASSERT_EQ(a.size(), b.size()) << specs[i].name;
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << specs[i].name << " " << what;
+  }
+}
+
+TEST(BatchGradients, StepsThatReuseEarlierRecordsGiveTheBitsOfFreshTapes) {
+  const RandomModel m;
+  const std::vector<ParamSpec> specs = param_specs(m.config);
+  const RandomBatch data({97, 5, 128}, int32_t(m.config.vocab_size));
+  const std::vector<TrainingSequence> batch = data.sequences(0, 3);
+  ThreadPool pool(2);
+
+  // Reference: each sequence forwarded onto a fresh tape, logits and cache.
+  std::vector<ForwardTape> tapes(batch.size());
+  std::vector<FloatTensor> logits(batch.size());
+  std::vector<std::span<const int64_t>> labels;
+  for (size_t b = 0; b < batch.size(); ++b) {
+    KvCache cache = m.model->make_cache(int64_t(batch[b].tokens.size()));
+    m.model->forward(batch[b].tokens, cache, logits[b], pool, LogitsMode::All, nullptr, &tapes[b]);
+    labels.push_back(batch[b].labels);
+  }
+  Gradients want(m.config);
+  const LossTerms want_terms = backward(m.config, m.model->weights(), tapes, logits, labels, LossOptions{}, want, pool);
+
+  // Steps before it leave records of other shapes: a model of one layer with narrower KV rows
+  // over more and longer sequences, then a smaller batch of this model.
+  JetMoeConfig shallow = blocky_model(1);
+  shallow.head_dim = 12;
+  const RandomModel other(shallow);
+  const RandomBatch longer({300, 200, 150, 20}, int32_t(other.config.vocab_size));
+  Gradients other_grads(other.config), scratch(m.config);
+  forward_backward(*other.model, longer.sequences(0, 4), LossOptions{}, other_grads, pool);
+  for (const auto& [first, last] : {std::pair<size_t, size_t>{0, 3}, {1, 2}}) {
+    forward_backward(*m.model, data.sequences(first, last), LossOptions{}, scratch, pool);
+    Gradients got(m.config);
+    const LossTerms terms = forward_backward(*m.model, batch, LossOptions{}, got, pool);
+    EXPECT_EQ(terms.total, want_terms.total);
+    expect_same_bits(got, want, specs, str_cat("after a step over sequences [", first, ", ", last, ")"));
+  }
+}
 
 TEST(BatchGradients, EveryThreadCountGivesTheSameBits) {
   const RandomModel m;
