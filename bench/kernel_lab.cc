@@ -18,6 +18,7 @@
 #include "core/parallel.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/kernel_table.h"
+#include "kernels/backward_products.h"
 #include "kernels/cpu/machine_probe.h"
 #include "kernels/ops.h"
 
@@ -173,6 +174,37 @@ void quantized_products(ThreadPool& pool, double bf16_peak) {
   }
 }
 
+// A training step's products on one expert's tokens, as bf16 training runs them: the forward
+// (y = x W^T), the input gradient (dx = dy W) and the weight gradient (dW += dy^T x). The same
+// multiply-adds each, so their rates compare the three kernels directly.
+void training_products(ThreadPool& pool, double bf16_peak) {
+  const ops::MatmulOptions bf16{ops::Activations::BF16};
+  // Experts of the mid model and of JetMoE-8B, then the mid model's head over a chunk of tokens.
+  for (const auto& [out, in] : {std::pair<int64_t, int64_t>{5632, 1024}, {1024, 2816}, {11264, 2048}, {32000, 1024}}) {
+    const std::vector<uint16_t> w = random_bf16(size_t(out * in));
+    const TensorView W{DType::BF16, {out, in}, w.data()};
+    for (int64_t T : out == 32000 ? std::vector<int64_t>{1024} : std::vector<int64_t>{128, 512}) {
+      std::mt19937 gen(3);
+      std::normal_distribution<float> dist(0.0f, 1.0f);
+      std::vector<float> x(size_t(T * in)), dy(size_t(T * out)), y(size_t(T * out)), dx(size_t(T * in));
+      std::vector<float> dW(size_t(out * in), 0.0f);
+      for (float& v : x) v = dist(gen);
+      for (float& v : dy) v = dist(gen);
+      const double flops = 2.0 * double(T * out * in);
+      const auto rate = [&](const char* what, double seconds) {
+        std::printf("train %-13s %5lldx%-5lld T=%-4lld %5.0f GFLOP/s (%.0f%% of the bf16 peak)\n", what,
+                    (long long)out, (long long)in, (long long)T, flops / seconds / 1e9,
+                    100.0 * flops / seconds / std::max(bf16_peak, 1.0));
+      };
+      rate("forward", best_seconds(3, [&] { ops::matmul_xwT(x.data(), in, T, W, y.data(), out, pool, bf16); }));
+      rate("input grad", best_seconds(3, [&] { ops::matmul_backward_input(dy.data(), T, W, dx.data(), pool, bf16); }));
+      rate("weight grad", best_seconds(3, [&] {
+        ops::matmul_backward_weight(dy.data(), x.data(), T, out, in, dW.data(), pool, bf16);
+      }));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,6 +219,10 @@ int main(int argc, char** argv) {
   // `kernel_lab THREADS quant`: only the quantized products.
   if (argc > 2 && std::string(argv[2]) == "quant") {
     quantized_products(pool, bf16_peak);
+    return 0;
+  }
+  if (argc > 2 && std::string(argv[2]) == "train") {
+    training_products(pool, bf16_peak);
     return 0;
   }
 

@@ -84,10 +84,12 @@ constexpr int64_t kGemvMaxRows = 4;
 // kBackwardGemmScratchFloats of per-thread scratch (128 KB; measured best of 32x1024 .. 256x128
 // for 64 rows against MoE-sized weights). Weight gradients (dW += dy^T · x) cover
 // kBackwardWeightCols columns per call (best of 128 .. 512 for 32 to 128 rows of x),
-// kBackwardWeightDepth rows of x at a time.
+// kBackwardWeightDepth rows of x at a time: each pass reads and writes its block of dW, which
+// in a model's step comes from DRAM, so 512 rows (a 512-token expert in one pass, the packed x
+// 512 KB of L2) made bf16 training steps 2-3% faster than 256.
 constexpr int64_t kBackwardInputDepth = 256;
 constexpr int64_t kBackwardInputCols = 128;
-constexpr int64_t kBackwardWeightDepth = 256;
+constexpr int64_t kBackwardWeightDepth = 512;
 constexpr int64_t kBackwardWeightCols = 256;
 constexpr int64_t kBackwardGemmScratchFloats = kBackwardInputDepth * kBackwardInputCols;
 

@@ -19,12 +19,13 @@ using test::Isa;
 struct Case {
   int64_t T, out, in;
 };
-// 1100 outputs cross the bf16 input gradient's 512-row blocks; 301 tokens (odd: a last token
-// without a pair) its weight gradient's 256-token blocks. 37, 5, 257 and 1100 outputs are odd /
-// even sums of pairs for the input gradient.
+// 1100 outputs cross the bf16 input gradient's 512-row blocks of W; 301 tokens cross the
+// weight gradient's 192-row blocks of dW (301 outputs) and 601 tokens (odd: a last token without
+// a pair) its 512-token passes and the input gradient's 576-row blocks. 37, 5, 257 and 1100
+// outputs are odd / even sums of pairs for the input gradient.
 const Case kCases[] = {{1, 37, 129},  {2, 300, 77},   {3, 5, 513},    {17, 37, 129}, {17, 300, 77},
                        {64, 5, 513},  {64, 257, 96},  {130, 37, 129}, {130, 300, 77}, {7, 64, 64},
-                       {5, 1100, 40}, {301, 20, 50}};
+                       {5, 1100, 40}, {301, 301, 50}, {601, 20, 50}};
 
 std::string label(const Case& c, int threads) {
   return "T " + std::to_string(c.T) + " out " + std::to_string(c.out) + " in " + std::to_string(c.in) + " threads " +
