@@ -18,6 +18,7 @@
 #include "core/parallel.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/kernel_table.h"
+#include "kernels/attention_backward.h"
 #include "kernels/backward_products.h"
 #include "kernels/cpu/machine_probe.h"
 #include "kernels/ops.h"
@@ -205,6 +206,29 @@ void training_products(ThreadPool& pool, double bf16_peak) {
   }
 }
 
+// The attention backward of one sequence of a MoA layer: H KV heads of D, k query rows per
+// token (spec's shared-KV mapping), T tokens; scores are recomputed. Its multiply-adds per
+// (query row, visible position): scores, dP, dq, dK and dV, 2 D each.
+void attention_backward_rate(ThreadPool& pool, int64_t T, int64_t H, int64_t D, int64_t k) {
+  const int64_t HD = H * D;
+  std::mt19937 gen(4);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> q(size_t(T * k * HD)), dout(q.size()), kv(size_t(T * 2 * HD)), dq(q.size()), dkv(kv.size());
+  for (std::vector<float>* v : {&q, &dout, &kv})
+    for (float& x : *v) x = dist(gen);
+  std::vector<ops::AttentionBackwardHead> heads;
+  for (int64_t j = 0; j < H; ++j)
+    heads.push_back({.q = q.data() + j * D, .q_stride = HD, .dout = dout.data() + j * D, .dout_stride = HD,
+                     .keys = kv.data() + j * D, .values = kv.data() + HD + j * D, .kv_stride = 2 * HD,
+                     .dq = dq.data() + j * D, .dq_stride = HD, .dkeys = dkv.data() + j * D,
+                     .dvalues = dkv.data() + HD + j * D, .dkv_stride = 2 * HD, .rows = T * k, .slots = k,
+                     .positions = T, .head_dim = D});
+  const double s = best_seconds(3, [&] { ops::attention_backward(heads, pool); });
+  const double flops = 10.0 * double(D) * double(H) * double(k) * double(T) * double(T + 1) / 2.0;
+  std::printf("train attention backward T=%lld H=%lld D=%lld k=%lld  %.0f GFLOP/s\n", (long long)T, (long long)H,
+              (long long)D, (long long)k, flops / s / 1e9);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -222,6 +246,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc > 2 && std::string(argv[2]) == "train") {
+    attention_backward_rate(pool, 512, 16, 64, 2);   // the mid model
+    attention_backward_rate(pool, 512, 16, 128, 2);  // JetMoE-8B
     training_products(pool, bf16_peak);
     return 0;
   }

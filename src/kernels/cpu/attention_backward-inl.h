@@ -1,7 +1,9 @@
 // Backward of causal attention for one head (kernels/attention_backward.h), kQueryBlock query
 // rows at a time, written once over the `Simd` of the including file (isa_<level>.cc). Keys and
 // values are first transposed ([head_dim][positions], zero-padded) so that the scores q · k_p
-// and dP_p = dout · v_p of a row are vectors over positions; the gradients are then vectors over
+// and dP_p = dout · v_p of a row are vectors over positions, each key and value vector loaded
+// once for the block's rows (a row at a time, the loads had bounded the kernel at half its
+// multiply-add rate); the gradients are then vectors over
 // the head dimension: the block's dq rows accumulate in registers, and each dK and dV row is
 // loaded and stored once per block, its rows' terms added in row order (the sums of the
 // row-at-a-time loop, in the same order).
@@ -33,17 +35,26 @@ inline void transpose_rows(const float* rows, int64_t stride, int64_t positions,
   }
 }
 
-// s[p] = x · Xt[:, p] for p < n rounded up to kScoreStep (Xt rows `padded` apart).
-inline void row_dots(const float* x, const float* Xt, int64_t padded, int64_t D, int64_t n, float* s) {
+// s_r[p] = x_r · Xt[:, p] for the R rows of a block, p < n rounded up to kScoreStep (Xt rows
+// and s rows `padded` apart): each Xt vector is loaded once for all R rows. Every sum runs over
+// the head dimension in order, as the row-at-a-time loop's did.
+template <int R>
+void block_dots(const float* const x[R], const float* Xt, int64_t padded, int64_t D, int64_t n, float* s) {
   for (int64_t p0 = 0; p0 < n; p0 += kScoreStep) {
-    V a0 = Simd::zero(), a1 = Simd::zero();
+    V acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Simd::zero();
     for (int64_t i = 0; i < D; ++i) {
-      const V xi = Simd::set1(x[i]);
-      a0 = Simd::fma(xi, Simd::load(Xt + i * padded + p0), a0);
-      a1 = Simd::fma(xi, Simd::load(Xt + i * padded + p0 + N), a1);
+      const V b0 = Simd::load(Xt + i * padded + p0), b1 = Simd::load(Xt + i * padded + p0 + N);
+      for (int r = 0; r < R; ++r) {
+        const V xi = Simd::set1(x[r][i]);
+        acc[r][0] = Simd::fma(xi, b0, acc[r][0]);
+        acc[r][1] = Simd::fma(xi, b1, acc[r][1]);
+      }
     }
-    Simd::store(s + p0, a0);
-    Simd::store(s + p0 + N, a1);
+    for (int r = 0; r < R; ++r) {
+      Simd::store(s + r * padded + p0, acc[r][0]);
+      Simd::store(s + r * padded + p0 + N, acc[r][1]);
+    }
   }
 }
 
@@ -146,14 +157,17 @@ void backward_query_block(const ops::AttentionBackwardHead& h, int64_t a0, const
   const float* g[R];
   float* dq[R];
   for (int r = 0; r < R; ++r) {
-    const int64_t a = a0 + r, n = a / h.slots + 1;  // causal: positions 0 .. t
+    const int64_t a = a0 + r;
     q[r] = h.q + a * h.q_stride;
     g[r] = h.dout + a * h.dout_stride;
     dq[r] = h.dq + a * h.dq_stride;
+  }
+  block_dots<R>(q, Kt, padded, D, n_max, s);   // scores
+  block_dots<R>(g, Vt, padded, D, n_max, ds);  // dP
+  for (int r = 0; r < R; ++r) {
+    const int64_t n = (a0 + r) / h.slots + 1;  // causal: positions 0 .. t
     float* sr = s + r * padded;
     float* dr = ds + r * padded;
-    row_dots(q[r], Kt, padded, D, n, sr);
-    row_dots(g[r], Vt, padded, D, n, dr);
     scaled_softmax(sr, n, scale);
     float dot = 0.0f;
     for (int64_t p = 0; p < n; ++p) dot += sr[p] * dr[p];
