@@ -11,10 +11,14 @@
 
 // Positions per step of the score loop (two vectors: independent accumulator chains).
 constexpr int64_t kScoreStep = 2 * N;
-// Head-dimension vectors a query block keeps in registers per row (dq, and q / dout for dK / dV).
-constexpr int kDqVectors = 4;
-// Query rows per block: each key, value, dK and dV vector is loaded once for all of them.
-constexpr int kQueryBlock = 4;
+// Query rows per block: each key, value, dK and dV vector is loaded once for all of them. 8 rows
+// where there are 32 vector registers (AVX-512, kMr 12): 2.0x the kernel's rate of 4-row blocks
+// there, which 12 rows did not better (bench/kernel_lab.sh train).
+constexpr int kQueryBlock = Simd::kMr >= 8 ? 8 : 4;
+// Head-dimension vectors a block of R rows keeps in registers per row (dq, and q / dout for dK
+// / dV): 16 for the block, whatever its rows.
+template <int R>
+constexpr int kDqVectors = R > 4 ? 2 : 4;
 
 inline int64_t padded_positions(int64_t positions) { return (positions + kScoreStep - 1) / kScoreStep * kScoreStep; }
 
@@ -94,29 +98,29 @@ inline void store_lanes(float* p, V v, int lanes) {
 }
 
 // dq_r[0:D) = sum_{p < n} ds_r[p] * key p for the R rows of a block (ds rows `ld` apart, zero
-// past each row's own positions), kDqVectors vectors of the head dimension at a time: each key
+// past each row's own positions), kDqVectors<R> vectors of the head dimension at a time: each key
 // vector is loaded once for all R rows.
 template <int R>
 void weighted_key_sums(const float* ds, int64_t ld, const float* keys, int64_t kv_stride, int64_t n, int64_t D,
                        float* const dq[R]) {
-  for (int64_t d0 = 0; d0 < D; d0 += kDqVectors * N) {
-    int lanes[kDqVectors];
-    for (int v = 0; v < kDqVectors; ++v) lanes[v] = int(std::clamp<int64_t>(D - d0 - v * N, 0, N));
-    V acc[R][kDqVectors];
+  for (int64_t d0 = 0; d0 < D; d0 += kDqVectors<R> * N) {
+    int lanes[kDqVectors<R>];
+    for (int v = 0; v < kDqVectors<R>; ++v) lanes[v] = int(std::clamp<int64_t>(D - d0 - v * N, 0, N));
+    V acc[R][kDqVectors<R>];
     for (int r = 0; r < R; ++r)
-      for (int v = 0; v < kDqVectors; ++v) acc[r][v] = Simd::zero();
+      for (int v = 0; v < kDqVectors<R>; ++v) acc[r][v] = Simd::zero();
     for (int64_t p = 0; p < n; ++p) {
       const float* key = keys + p * kv_stride + d0;
-      V k[kDqVectors];
-      for (int v = 0; v < kDqVectors; ++v)
+      V k[kDqVectors<R>];
+      for (int v = 0; v < kDqVectors<R>; ++v)
         k[v] = load_lanes(key + v * N, lanes[v]);
       for (int r = 0; r < R; ++r) {
         const V w = Simd::set1(ds[r * ld + p]);
-        for (int v = 0; v < kDqVectors; ++v) acc[r][v] = Simd::fma(w, k[v], acc[r][v]);
+        for (int v = 0; v < kDqVectors<R>; ++v) acc[r][v] = Simd::fma(w, k[v], acc[r][v]);
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int v = 0; v < kDqVectors; ++v) store_lanes(dq[r] + d0 + v * N, acc[r][v], lanes[v]);
+      for (int v = 0; v < kDqVectors<R>; ++v) store_lanes(dq[r] + d0 + v * N, acc[r][v], lanes[v]);
   }
 }
 
@@ -125,23 +129,23 @@ void weighted_key_sums(const float* ds, int64_t ld, const float* keys, int64_t k
 // stored once for all R rows.
 template <int R>
 void add_outer_products(const float* coef, int64_t ld, const float* const x[R], int64_t n, int64_t D, float* out) {
-  for (int64_t d0 = 0; d0 < D; d0 += kDqVectors * N) {
-    int lanes[kDqVectors];
-    for (int v = 0; v < kDqVectors; ++v) lanes[v] = int(std::clamp<int64_t>(D - d0 - v * N, 0, N));
-    V xr[R][kDqVectors];
+  for (int64_t d0 = 0; d0 < D; d0 += kDqVectors<R> * N) {
+    int lanes[kDqVectors<R>];
+    for (int v = 0; v < kDqVectors<R>; ++v) lanes[v] = int(std::clamp<int64_t>(D - d0 - v * N, 0, N));
+    V xr[R][kDqVectors<R>];
     for (int r = 0; r < R; ++r)
-      for (int v = 0; v < kDqVectors; ++v)
+      for (int v = 0; v < kDqVectors<R>; ++v)
         xr[r][v] = load_lanes(x[r] + d0 + v * N, lanes[v]);
     for (int64_t p = 0; p < n; ++p) {
       float* row = out + p * D + d0;
-      V acc[kDqVectors];
-      for (int v = 0; v < kDqVectors; ++v)
+      V acc[kDqVectors<R>];
+      for (int v = 0; v < kDqVectors<R>; ++v)
         acc[v] = load_lanes(row + v * N, lanes[v]);
       for (int r = 0; r < R; ++r) {
         const V c = Simd::set1(coef[r * ld + p]);
-        for (int v = 0; v < kDqVectors; ++v) acc[v] = Simd::fma(c, xr[r][v], acc[v]);
+        for (int v = 0; v < kDqVectors<R>; ++v) acc[v] = Simd::fma(c, xr[r][v], acc[v]);
       }
-      for (int v = 0; v < kDqVectors; ++v) store_lanes(row + v * N, acc[v], lanes[v]);
+      for (int v = 0; v < kDqVectors<R>; ++v) store_lanes(row + v * N, acc[v], lanes[v]);
     }
   }
 }
@@ -197,6 +201,10 @@ void attention_backward_head(const ops::AttentionBackwardHead& h, float* scratch
   int64_t a0 = 0;
   for (; a0 + kQueryBlock <= h.rows; a0 += kQueryBlock)
     backward_query_block<kQueryBlock>(h, a0, Kt, Vt, padded, scale, s, ds, dK, dV);
+  if (kQueryBlock > 4 && a0 + 4 <= h.rows) {
+    backward_query_block<4>(h, a0, Kt, Vt, padded, scale, s, ds, dK, dV);
+    a0 += 4;
+  }
   switch (h.rows - a0) {  // the last rows
     case 3: backward_query_block<3>(h, a0, Kt, Vt, padded, scale, s, ds, dK, dV); break;
     case 2: backward_query_block<2>(h, a0, Kt, Vt, padded, scale, s, ds, dK, dV); break;

@@ -17,10 +17,11 @@ using test::Isa;
 struct Case {
   int64_t positions, slots, head_dim;
 };
-// Query rows in blocks of 4 with 0-3 left over; head dims of one and several register chunks
-// (128 is JetMoE-8B's), whole vectors or not.
-const Case kCases[] = {{1, 1, 64},   {5, 2, 64},    {37, 2, 20},  {70, 1, 32},
-                       {33, 3, 7},   {130, 2, 64},  {40, 2, 128}, {9, 1, 80}};
+// Query rows in blocks of 8 (AVX-512) or 4 with every count from 0 to 7 left over (1, 10, 74,
+// 70, 99, 260, 80, 9, 13 and 23 rows); head dims of one and several register chunks (128 is
+// JetMoE-8B's), whole vectors or not.
+const Case kCases[] = {{1, 1, 64},   {5, 2, 64},    {37, 2, 20},  {70, 1, 32}, {33, 3, 7},
+                       {130, 2, 64}, {40, 2, 128}, {9, 1, 80},  {13, 1, 24}, {23, 1, 16}};
 
 // Gradients in float64 straight from the definitions (the oracle).
 struct Reference {
