@@ -70,6 +70,11 @@ void rope(const kernels::Rope& rope, float* x, int64_t n_heads, int64_t head_str
 // z[n, F] = silu(u[n, 0:F]) * u[n, F:2F], rows shared among the pool threads.
 void silu_glu(const float* u, int64_t n, int64_t F, float* z, ThreadPool& pool, Isa isa = kernels::cpu::best_isa());
 
+// du[n, 2F] = the gradient of silu_glu at u[n, 2F] given dz[n, F] (the oracle
+// kernels::silu_glu_backward), rows shared among the pool threads.
+void silu_glu_backward(const float* u, const float* dz, int64_t n, int64_t F, float* du, ThreadPool& pool,
+                       Isa isa = kernels::cpu::best_isa());
+
 // In-place softmax of n values.
 void softmax(float* x, int64_t n, Isa isa = kernels::cpu::best_isa());
 

@@ -1,7 +1,7 @@
 // Backward of the mixture of GLU MLP experts (mixture_of_experts.cc) over a stacked batch, steps
 // in reverse order. Two parallel passes of products: W_out's (with the router's), then W_in's.
 
-#include "kernels/ref/backward_ops.h"
+#include "kernels/ops.h"
 #include "model/sublayer_backward.h"
 
 namespace jetmoe {
@@ -34,9 +34,7 @@ void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, c
   float* up_e = scratch_floats(s.expert_wide, NK * 2 * F);
   gather_to_experts(r, stacked_rows(rows, up, 2 * F, k), /*per_token=*/false, 2 * F, up_e, pool);
   float* dup = scratch_floats(s.expert_dwide, NK * 2 * F);
-  pool.parallel_for(NK, [&](int64_t begin, int64_t end) {
-    kernels::silu_glu_backward(up_e + begin * 2 * F, dact + begin * F, end - begin, F, dup + begin * 2 * F);
-  });
+  ops::silu_glu_backward(up_e, dact, NK, F, dup, pool);
 
   // up = W_in[e] · h   (both slots of a token read the same h row)
   float* h_e = scratch_floats(s.expert_in, NK * d);

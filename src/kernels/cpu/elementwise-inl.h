@@ -43,6 +43,29 @@ void silu_glu(const float* gate, const float* up, int64_t F, float* z) {
   }
 }
 
+// The gradient of z = silu(gate) * up, with s = 1 / (1 + e^-gate):
+//   dup = dz * gate * s,  dgate = dz * up * s * (1 + gate * (1 - s)),
+// in the order of the oracle (kernels::silu_glu_backward).
+void silu_glu_backward(const float* gate, const float* up, const float* dz, int64_t F, float* dgate, float* dup) {
+  const V one = Simd::set1(1.0f), zero = Simd::zero();
+  for (int64_t i = 0; i < F; i += N) {
+    const int n = int(std::min<int64_t>(N, F - i));
+    const auto load = [&](const float* p) { return n == N ? Simd::load(p + i) : Simd::load_n(p + i, n); };
+    const V g = load(gate), grad = load(dz);
+    const V sig = Simd::div(one, Simd::add(one, Simd::exp(Simd::sub(zero, g))));
+    const V du = Simd::mul(Simd::mul(grad, g), sig);
+    const V dsilu = Simd::add(one, Simd::mul(g, Simd::sub(one, sig)));  // silu'(g) / s
+    const V dg = Simd::mul(Simd::mul(Simd::mul(grad, load(up)), sig), dsilu);
+    if (n == N) {
+      Simd::store(dup + i, du);
+      Simd::store(dgate + i, dg);
+    } else {
+      Simd::store_n(dup + i, du, n);
+      Simd::store_n(dgate + i, dg, n);
+    }
+  }
+}
+
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
   V vmax = Simd::set1(-std::numeric_limits<float>::infinity());

@@ -19,6 +19,7 @@ KernelTable portable_kernel_table(Isa isa) {
       .gemm_q4k = gemm_q4k_dots<Q4k>,
       .rmsnorm = rmsnorm,
       .silu_glu = silu_glu,
+      .silu_glu_backward = silu_glu_backward,
       .softmax = softmax,
       .add = add,
       .rope = rope,

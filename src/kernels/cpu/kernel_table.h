@@ -131,6 +131,8 @@ struct KernelTable {
   // One row each.
   void (*rmsnorm)(const float* x, const float* weight, float eps, int64_t d, float* y);
   void (*silu_glu)(const float* gate, const float* up, int64_t F, float* z);
+  // Its gradient: dgate and dup of one row from dz (the oracle kernels::silu_glu_backward).
+  void (*silu_glu_backward)(const float* gate, const float* up, const float* dz, int64_t F, float* dgate, float* dup);
   void (*softmax)(float* x, int64_t n);
   void (*add)(float* y, const float* b, int64_t n);
   // Rotates n_heads heads (head_stride apart) of one position by the given cos / sin tables of

@@ -228,6 +228,16 @@ void silu_glu(const float* u, int64_t n, int64_t F, float* z, ThreadPool& pool, 
   else pool.parallel_for(n, rows);
 }
 
+void silu_glu_backward(const float* u, const float* dz, int64_t n, int64_t F, float* du, ThreadPool& pool, Isa isa) {
+  const KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
+  const auto rows = [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      kt.silu_glu_backward(u + r * 2 * F, u + r * 2 * F + F, dz + r * F, F, du + r * 2 * F, du + r * 2 * F + F);
+  };
+  if (n * F < kParallelElements) rows(0, n);
+  else pool.parallel_for(n, rows);
+}
+
 void softmax(float* x, int64_t n, Isa isa) { kernels::cpu::checked_kernel_table(isa).softmax(x, n); }
 
 void add_bias(float* y, int64_t T, int64_t d, const TensorView& bias, Isa isa) {

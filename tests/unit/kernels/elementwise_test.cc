@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kernels/ops.h"
+#include "kernels/ref/backward_ops.h"
 #include "kernels/ref/ops.h"
 #include "kernel_test_util.h"
 
@@ -69,6 +70,34 @@ TEST_P(ElementwiseTest, SiluGlu) {
     kernels::silu_glu(u.data(), n, F, want.data());
     // exp within 2 ulp, then one add, one divide and one product.
     expect_close(got, want, 8 * test::kU, 1e-30, str_cat("silu_glu F=", F));
+  }
+}
+
+TEST_P(ElementwiseTest, SiluGluBackward) {
+  for (int64_t F : kLengths) {
+    const int64_t n = 3;
+    std::vector<float> u = test::random_floats(size_t(n * 2 * F), uint32_t(F + 3), 4.0f);
+    const std::vector<float> dz = test::random_floats(size_t(n * F), uint32_t(F + 4));
+    u[0] = -100.0f;  // e^100 overflows inside the sigmoid: both gradients must still be finite
+    if (F > 1) u[1] = 90.0f;
+    std::vector<float> got(u.size(), 7.0f);
+    ThreadPool pool(2);
+    ops::silu_glu_backward(u.data(), dz.data(), n, F, got.data(), pool, GetParam());
+    const std::vector<double> ud(u.begin(), u.end()), dzd(dz.begin(), dz.end());
+    std::vector<double> want(u.size());
+    kernels::silu_glu_backward(ud.data(), dzd.data(), n, F, want.data());
+    // The sigmoid s is within a few ulp (exp, add, divide). 1 + g (1 - s) cancels for negative g,
+    // so dgate's error is bounded by the size of its terms, |dz up s| (1 + |g|), not by its value.
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < F; ++i) {
+        const double g = ud[size_t(r * 2 * F + i)], up = ud[size_t(r * 2 * F + F + i)], grad = dzd[size_t(r * F + i)];
+        const double sig = 1.0 / (1.0 + std::exp(-g));
+        const size_t at_g = size_t(r * 2 * F + i), at_up = at_g + size_t(F);
+        const std::string what = str_cat("silu_glu_backward F=", F, " row ", r, " i ", i);
+        EXPECT_LE(std::fabs(got[at_up] - want[at_up]), 16 * test::kU * std::fabs(grad * g * sig) + 1e-30) << what;
+        EXPECT_LE(std::fabs(got[at_g] - want[at_g]), 16 * test::kU * std::fabs(grad * up * sig) * (1 + std::fabs(g)) + 1e-30)
+            << what;
+      }
   }
 }
 
