@@ -252,13 +252,13 @@ LossTerms forward_backward(const Model& model, std::span<const TrainingSequence>
     if (batch[b].labels.size() != batch[b].tokens.size() && batch[b].labels.size() != batch[b].tokens.size() + 1)
       fail("training sequence ", b, ": ", batch[b].tokens.size(), " tokens but ", batch[b].labels.size(), " labels");
 
+  const JetMoeConfig& c = model.config();
   StepRecords& records = step_records();
   if (records.tapes.size() < B) records.tapes.resize(B);
   if (records.logits.size() < B) records.logits.resize(B);
   std::vector<std::span<const int64_t>> labels;
   for (size_t b = 0; b < B; ++b) {
     const int64_t T = std::max<int64_t>(1, int64_t(batch[b].tokens.size()));
-    const JetMoeConfig& c = model.config();
     if (records.caches.size() <= b) records.caches.push_back(model.make_cache(T));
     KvCache& cache = records.caches[b];
     if (cache.capacity() < T || cache.row_size() != c.kv_proj_size() || cache.layers() != c.num_layers)

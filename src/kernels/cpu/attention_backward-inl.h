@@ -12,7 +12,7 @@
 // Positions per step of the score loop (two vectors: independent accumulator chains).
 constexpr int64_t kScoreStep = 2 * N;
 // Query rows per block: each key, value, dK and dV vector is loaded once for all of them. 8 rows
-// where there are 32 vector registers (AVX-512, kMr 12): 2.0x the kernel's rate of 4-row blocks
+// where there are 32 vector registers (AVX-512, kMr 12): 1.35x the kernel's rate of 4-row blocks
 // there, which 12 rows did not better (bench/kernel_lab.sh train).
 constexpr int kQueryBlock = Simd::kMr >= 8 ? 8 : 4;
 // Head-dimension vectors a block of R rows keeps in registers per row (dq, and q / dout for dK
