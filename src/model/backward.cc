@@ -261,8 +261,7 @@ LossTerms forward_backward(const Model& model, std::span<const TrainingSequence>
     const int64_t T = std::max<int64_t>(1, int64_t(batch[b].tokens.size()));
     if (records.caches.size() <= b) records.caches.push_back(model.make_cache(T));
     KvCache& cache = records.caches[b];
-    if (cache.capacity() < T || cache.row_size() != c.kv_proj_size() || cache.layers() != c.num_layers)
-      cache = model.make_cache(T);  // another model's, or too short
+    if (cache.capacity() < T || !cache.fits(c)) cache = model.make_cache(T);  // too short, or another model's
     cache.clear();
     model.forward(batch[b].tokens, cache, records.logits[b], pool, LogitsMode::All, nullptr, &records.tapes[b]);
     labels.push_back(batch[b].labels);

@@ -16,6 +16,10 @@ class KvCache {
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
   int64_t layers() const { return int64_t(k_.size()); }
+  // Whether this cache has the layers and KV row width of `config`'s model.
+  bool fits(const JetMoeConfig& config) const {
+    return layers() == config.num_layers && row_size_ == config.kv_proj_size();
+  }
   void clear() { length_ = 0; }
   // Drops everything from position `n` on (e.g. to reuse a shared prompt prefix).
   void truncate(int64_t n);

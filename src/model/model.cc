@@ -23,7 +23,7 @@ void Model::check_input(std::span<const int32_t> tokens, const KvCache& cache, c
   const JetMoeConfig& c = config_;
   const int64_t T = int64_t(tokens.size()), V = c.vocab_size, start = cache.length();
   if (T == 0) fail(where, "no tokens given");
-  if (cache.layers() != c.num_layers || cache.row_size() != c.kv_proj_size())
+  if (!cache.fits(c))
     fail(where, "the KV cache was made for another model: ", cache.layers(), " layers of ", cache.row_size(),
          " values per position, this model has ", c.num_layers, " of ", c.kv_proj_size());
   for (int64_t t = 0; t < T; ++t)

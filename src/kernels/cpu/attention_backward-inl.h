@@ -3,10 +3,9 @@
 // values are first transposed ([head_dim][positions], zero-padded) so that the scores q · k_p
 // and dP_p = dout · v_p of a row are vectors over positions, each key and value vector loaded
 // once for the block's rows (a row at a time, the loads had bounded the kernel at half its
-// multiply-add rate); the gradients are then vectors over
-// the head dimension: the block's dq rows accumulate in registers, and each dK and dV row is
-// loaded and stored once per block, its rows' terms added in row order (the sums of the
-// row-at-a-time loop, in the same order).
+// multiply-add rate); the gradients are then vectors over the head dimension: the block's dq
+// rows accumulate in registers, and each dK and dV row is loaded and stored once per block, its
+// rows' terms added in row order (the sums of the row-at-a-time loop, in the same order).
 // Included by each isa_<level>.cc after matmul-inl.h (V, N); no includes here.
 
 // Positions per step of the score loop (two vectors: independent accumulator chains).

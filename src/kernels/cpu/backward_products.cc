@@ -5,8 +5,8 @@
 // of its output (up to kInputRowBlock rows x kBackwardInputCols columns of an input gradient,
 // kRowBlock x kBackwardWeightCols of a weight gradient), which the pool threads take from one
 // shared counter, so a pass of uneven products (experts with different token counts) ends
-// together. A block owns its output elements and sums over k in
-// order, so neither the cut nor the threads change a result bit.
+// together. A block owns its output elements and sums over k in order, so neither the cut nor
+// the threads change a result bit.
 #include "kernels/backward_products.h"
 
 #include <algorithm>
@@ -25,8 +25,8 @@ using kernels::cpu::kBackwardInputCols;
 using kernels::cpu::kBackwardWeightCols;
 using Kind = BackwardProduct::Kind;
 
-// Output rows per block: a multiple of every ISA's tile rows (12, 6, 4). With 256-deep panels a
-// weight gradient block's A (192 x 256) and C (192 x 256) stay in L2 while it runs.
+// Output rows per block: a multiple of every ISA's tile rows (12, 6, 4). A weight gradient
+// block's C (192 x 256) stays in L2 while each kBackwardWeightDepth-token pass runs.
 constexpr int64_t kRowBlock = 192;
 // An input gradient block packs its columns of W (all of W's rows) for itself, so it takes
 // more rows to spread that copy over: 576 rows ran the 512-token experts and the head's
