@@ -14,13 +14,14 @@ namespace {
 // norm to 1, then AdamW (default betas, eps and weight decay) at a fixed learning rate.
 ParamUpdate clipped_adamw(const std::vector<ParamSpec>& specs) {
   auto adamw = std::make_shared<AdamW>(optimized_params(specs, /*decay_norms_and_biases=*/false), AdamWOptions{});
-  return [adamw](std::span<const std::span<float>> params, std::span<const std::span<float>> grads,
+  return [adamw](std::span<const std::span<float>> params, std::span<const std::span<float>> grads, float grad_scale,
                   std::span<const std::span<uint16_t>> bf16_copies, ThreadPool& pool) {
-    // As the trainer does: the clip factor is applied inside the fused, threaded update, which
-    // also refreshes the bf16 compute copy.
+    // As the trainer does: 1 / micro-batches and the clip factor are applied inside the fused,
+    // threaded update, which also refreshes the bf16 compute copy.
     const std::vector<std::span<const float>> read_only(grads.begin(), grads.end());
     AdamW::GradScales scales;
-    scales.second = grad_clip_factor(grad_global_norm(read_only, pool), 1.0);
+    if (grad_scale != 1.0f) scales.first = grad_scale;
+    scales.second = grad_clip_factor(grad_global_norm(read_only, pool, scales), 1.0);
     adamw->step(params, read_only, 1e-4, pool, scales, bf16_copies);
   };
 }
@@ -60,6 +61,11 @@ Command add_bench_command(CLI::App& parent) {
   app->add_option("--train-len", o.train_seq_len, "Tokens per sequence of the training test")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  app->add_option("--train-accum", o.train_micro_batches,
+                  "Micro-batches of --train-batch sequences per training step, their gradients summed before "
+                  "one update (the trainer's grad_accum)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   app->add_option("-r,--repetitions", o.reps, "Repetitions of each test (mean ± std over them)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));

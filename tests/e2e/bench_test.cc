@@ -112,6 +112,19 @@ TEST_F(BenchCli, TrainRowsPerPrecision) {
   EXPECT_TRUE(contains(md.out, "train1x4")) << md.out;
 }
 
+TEST_F(BenchCli, MicroBatchesMakeOneStep) {
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "1", "-p", "0", "-n", "0", "-r", "1", "--train-batch",
+                               "2", "--train-len", "4", "--train-accum", "3", "--bandwidth-mib", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("results").size(), 1u);
+  EXPECT_EQ(j.at("results")[0].at("test"), "train2x4x3");
+  EXPECT_EQ(j.at("results")[0].at("tokens"), 24);
+  const CliResult bad = run_cli({"bench", "-m", model_, "--train-batch", "1", "--train-accum", "0"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "--train-accum")) << bad.err;
+}
+
 TEST_F(BenchCli, RejectsASequenceBeyondTheModelsPositions) {
   const CliResult r = run_cli({"bench", "-m", model_, "-t", "1", "-p", "0", "-n", "0", "-r", "1",
                                "--train-batch", "1", "--train-len", "65", "--bandwidth-mib", "8"});

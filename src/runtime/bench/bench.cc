@@ -178,12 +178,14 @@ void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow 
     TrainBenchOptions train;
     train.batch = options.train_batch;
     train.seq_len = options.train_seq_len;
+    train.micro_batches = options.train_micro_batches;
     train.reps = options.reps;
     train.activations = run.model.matmul_options().activations;
     train.seed = options.seed;
     const TrainBenchResult timed = run_train_bench(run.dir, train, options.train_update, pool);
     BenchRow row = base;
     row.test = "train" + std::to_string(train.batch) + "x" + std::to_string(train.seq_len);
+    if (train.micro_batches > 1) row.test += "x" + std::to_string(train.micro_batches);
     row.tokens = timed.tokens_per_step;
     for (double seconds : timed.step_seconds) row.tokens_per_s.push_back(double(row.tokens) / seconds);
     fill_stats(row);
@@ -206,7 +208,8 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
   if (options.activations.empty()) fail("bench: no activation precision given");
   if (options.reps < 1) fail("bench: repetitions must be at least 1, got ", options.reps);
   if (options.n_prompt < 0 || options.n_gen < 0) fail("bench: token counts must not be negative");
-  if (options.train_batch < 0 || options.train_seq_len < 1) fail("bench: bad training batch or sequence length");
+  if (options.train_batch < 0 || options.train_seq_len < 1 || options.train_micro_batches < 1)
+    fail("bench: bad training batch, sequence length or micro-batch count");
   if (options.train_batch > 0 && !options.train_update) fail("bench: the training test needs an optimizer update");
   BenchReport report;
   report.isa = std::string(kernels::cpu::isa_name(kernels::cpu::best_isa()));

@@ -25,6 +25,7 @@ struct BenchOptions {
   // train_batch random sequences of train_seq_len tokens; 0 = skip. Needs train_update.
   int64_t train_batch = 0;
   int64_t train_seq_len = 128;
+  int64_t train_micro_batches = 1;  // per step, as the trainer's grad_accum: test train<B>x<T>x<A>
   ParamUpdateFactory train_update;
   int reps = 5;
   size_t bandwidth_bytes = size_t(512) << 20;  // buffer read to measure bandwidth (>> last-level cache)

@@ -33,8 +33,8 @@ std::vector<std::vector<float>> load_masters(const TensorStore& store, const std
 
 TrainBenchResult run_train_bench(const std::string& model_dir, const TrainBenchOptions& options,
                                  const ParamUpdateFactory& make_update, ThreadPool& pool) {
-  if (options.batch < 1 || options.seq_len < 1 || options.reps < 1)
-    fail("train bench: batch, sequence length and repetitions must be at least 1");
+  if (options.batch < 1 || options.seq_len < 1 || options.reps < 1 || options.micro_batches < 1)
+    fail("train bench: batch, sequence length, micro-batches and repetitions must be at least 1");
   const JetMoeConfig config = load_config(model_dir + "/config.json");
   if (options.seq_len > config.max_position_embeddings)
     fail("train bench: sequence length ", options.seq_len, " exceeds ", model_dir, "'s max_position_embeddings ",
@@ -66,9 +66,10 @@ TrainBenchResult run_train_bench(const std::string& model_dir, const TrainBenchO
 
   std::mt19937_64 gen(options.seed);
   std::uniform_int_distribution<int32_t> id(0, int32_t(config.vocab_size - 1));
-  const size_t B = size_t(options.batch), T = size_t(options.seq_len);
-  std::vector<std::vector<int32_t>> windows(B, std::vector<int32_t>(T + 1));
-  std::vector<std::vector<int64_t>> labels(B);
+  // Every sequence of a step: micro-batch m's sequences are [m * batch, (m + 1) * batch).
+  const size_t A = size_t(options.micro_batches), B = size_t(options.batch), T = size_t(options.seq_len);
+  std::vector<std::vector<int32_t>> windows(A * B, std::vector<int32_t>(T + 1));
+  std::vector<std::vector<int64_t>> labels(A * B);
   Gradients grads(config);
   std::vector<std::span<float>> param_spans, grad_spans;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -78,23 +79,27 @@ TrainBenchResult run_train_bench(const std::string& model_dir, const TrainBenchO
   const std::vector<std::span<uint16_t>> copy_spans(copies.begin(), copies.end());
 
   TrainBenchResult result;
-  result.tokens_per_step = options.batch * options.seq_len;
+  result.tokens_per_step = options.micro_batches * options.batch * options.seq_len;
   for (int step = 0; step <= options.reps; ++step) {
-    std::vector<TrainingSequence> batch;
-    for (size_t b = 0; b < B; ++b) {
-      for (int32_t& t : windows[b]) t = id(gen);
-      labels[b].assign(windows[b].begin(), windows[b].end());  // T + 1: the last id is a target too
-      batch.push_back({std::span<const int32_t>(windows[b].data(), T), labels[b]});
+    // The ids are drawn before the clock starts: the trainer's data pipeline is not timed here.
+    std::vector<std::vector<TrainingSequence>> micro_batches(A);
+    for (size_t s = 0; s < A * B; ++s) {
+      for (int32_t& t : windows[s]) t = id(gen);
+      labels[s].assign(windows[s].begin(), windows[s].end());  // T + 1: the last id is a target too
+      micro_batches[s / B].push_back({std::span<const int32_t>(windows[s].data(), T), labels[s]});
     }
     const auto start = Clock::now();
     grads.zero(pool);
-    const LossTerms terms = forward_backward(compute_model, batch, options.loss, grads, pool);
-    update(param_spans, grad_spans, copy_spans, pool);
+    double loss = 0;
+    for (const std::vector<TrainingSequence>& batch : micro_batches)
+      loss += forward_backward(compute_model, batch, options.loss, grads, pool).total;
+    update(param_spans, grad_spans, float(1.0 / double(A)), copy_spans, pool);
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (!std::isfinite(terms.total)) fail("train bench: the loss is ", terms.total, " at step ", step);
-    if (step == 0) result.first_loss = terms.total;
+    loss /= double(A);
+    if (!std::isfinite(loss)) fail("train bench: the loss is ", loss, " at step ", step);
+    if (step == 0) result.first_loss = loss;
     else result.step_seconds.push_back(seconds);
-    result.last_loss = terms.total;
+    result.last_loss = loss;
   }
   return result;
 }
