@@ -162,7 +162,7 @@ void quantized_products(ThreadPool& pool, double bf16_peak) {
     const int64_t out = 11264, in = 2048;
     const std::vector<uint8_t> w = quantized_weight(t, out, in);
     const TensorView W{t, {out, in}, w.data()};
-    for (int64_t T : {16, 64, 128, 512}) {
+    for (int64_t T : {16, 64, 100, 128, 140, 512}) {  // 100 and 140: an expert's share is anything
       std::vector<float> x(size_t(T * in)), y(size_t(T * out));
       std::mt19937 gen(2);
       std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
     const int64_t out = 11264, in = 2048;
     const std::vector<uint16_t> w = random_bf16(size_t(out * in));
     const TensorView W{DType::BF16, {out, in}, w.data()};
-    for (int64_t T : {16, 64, 128, 512}) {
+    for (int64_t T : {16, 64, 100, 128, 140, 512}) {  // 100 and 140: an expert's share is anything
       std::vector<float> x(size_t(T * in), 0.5f), y(size_t(T * out));
       for (auto act : {ops::Activations::F32, ops::Activations::BF16}) {
         if (only_gemm && act == ops::Activations::F32) continue;

@@ -36,17 +36,19 @@ void pack_token_panel(const float* x, int64_t ldx, int64_t rows, int64_t pairs, 
 }
 
 // y[t, r] = sum_p panel[p, t] · W[r, pair p] for t < n_tokens <= NV * N and the MR weight rows
-// at w (ldw elements apart), summed in pair order. NV = 1 serves a last panel of at most N
-// tokens at half the work (an expert's token count is anything, so last panels are often short).
+// at w (ldw elements apart), summed in pair order. Token vector v lies in panel v / 2 (panels
+// panel_stride floats apart), half v % 2. NV = 1 serves a prompt of at most N tokens, NV = 3 a
+// last panel with the half panel after it (an expert's token count is anything).
 template <int MR, int NV>
-void micro_tile_tokens(int64_t pairs, const float* panel, const uint16_t* w, int64_t ldw, float* y, int64_t ldy,
-                       int n_tokens) {
+void micro_tile_tokens(int64_t pairs, const float* panel, int64_t panel_stride, const uint16_t* w, int64_t ldw,
+                       float* y, int64_t ldy, int n_tokens) {
   V acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = Simd::zero();
   for (int64_t p = 0; p < pairs; ++p) {
     __m512bh a[NV];
-    for (int v = 0; v < NV; ++v) a[v] = (__m512bh)Simd::load(panel + p * kTokenPanel + v * N);
+    for (int v = 0; v < NV; ++v)
+      a[v] = (__m512bh)Simd::load(panel + (v / 2) * panel_stride + p * kTokenPanel + (v % 2) * N);
     for (int r = 0; r < MR; ++r) {
       int32_t pair;
       std::memcpy(&pair, w + r * ldw + 2 * p, 4);
@@ -62,12 +64,16 @@ void micro_tile_tokens(int64_t pairs, const float* panel, const uint16_t* w, int
     for (int r = 0; r < MR; ++r) y[t * ldy + r] = out[r][t];
 }
 
-using MicroTileTokensFn = void (*)(int64_t, const float*, const uint16_t*, int64_t, float*, int64_t, int);
+using MicroTileTokensFn = void (*)(int64_t, const float*, int64_t, const uint16_t*, int64_t, float*, int64_t, int);
 
 template <int NV, int... R>
 constexpr std::array<MicroTileTokensFn, sizeof...(R)> micro_tiles_tokens(std::integer_sequence<int, R...>) {
   return {&micro_tile_tokens<R + 1, NV>...};
 }
+
+// Weight rows of the 3-vector tile: 24 accumulators, 3 token vectors and a broadcast fit the 32
+// registers.
+constexpr int kMr3 = 8;
 
 // x_panels: the T rows packed by pack_token_panel, panel q (tokens kTokenPanel q ...) at
 // x_panels + q * (W.cols / 2) * kTokenPanel. Each token panel stays in L2 while the tile's
@@ -75,22 +81,32 @@ constexpr std::array<MicroTileTokensFn, sizeof...(R)> micro_tiles_tokens(std::in
 // DRAM sees the weights once per group, measured no better.)
 void gemm_bf16dot(const float* x_panels, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                   int64_t ldy) {
-  static constexpr auto full_tiles = micro_tiles_tokens<2>(std::make_integer_sequence<int, kMr>());
-  static constexpr auto half_tiles = micro_tiles_tokens<1>(std::make_integer_sequence<int, kMr>());
+  static constexpr auto one_vector = micro_tiles_tokens<1>(std::make_integer_sequence<int, kMr>());
+  static constexpr auto two_vectors = micro_tiles_tokens<2>(std::make_integer_sequence<int, kMr>());
+  static constexpr auto three_vectors = micro_tiles_tokens<3>(std::make_integer_sequence<int, kMr3>());
   const int64_t pairs = W.cols / 2;
   if (pairs == 0) {
     for (int64_t t = 0; t < T; ++t) std::fill(y + t * ldy + o_begin, y + t * ldy + o_end, 0.0f);
     return;
   }
+  const int64_t panel_stride = pairs * kTokenPanel;
   const uint16_t* w = static_cast<const uint16_t*>(W.data);
-  for (int64_t t0 = 0; t0 < T; t0 += kTokenPanel) {
-    const float* panel = x_panels + (t0 / kTokenPanel) * pairs * kTokenPanel;
-    const int n_tokens = int(std::min<int64_t>(kTokenPanel, T - t0));
-    const auto& tiles = n_tokens > N ? full_tiles : half_tiles;
-    for (int64_t o0 = o_begin; o0 < o_end; o0 += kMr) {
-      const int64_t mr = std::min<int64_t>(kMr, o_end - o0);
-      tiles[size_t(mr - 1)](pairs, panel, w + o0 * W.cols, W.cols, y + t0 * ldy + o0, ldy, n_tokens);
+  for (int64_t t0 = 0; t0 < T;) {
+    // A last half panel (at most N tokens) rides with the panel before it in a 3-vector tile:
+    // alone, it streamed all of W for N tokens on a tile of half the rate (an expert of 100
+    // tokens ran at 71% of the bf16 peak, one of 128 at 86%: bench/kernel_lab.sh gemm).
+    const int64_t left = T - t0;
+    const int vectors = left > kTokenPanel + N ? 2 : int((left + N - 1) / N);
+    const int n_tokens = int(std::min<int64_t>(left, vectors * N));
+    const float* panel = x_panels + (t0 / kTokenPanel) * panel_stride;
+    const int64_t row_step = vectors == 3 ? kMr3 : kMr;
+    for (int64_t o0 = o_begin; o0 < o_end; o0 += row_step) {
+      const size_t rows = size_t(std::min<int64_t>(row_step, o_end - o0));
+      const MicroTileTokensFn tile =
+          vectors == 3 ? three_vectors[rows - 1] : vectors == 2 ? two_vectors[rows - 1] : one_vector[rows - 1];
+      tile(pairs, panel, panel_stride, w + o0 * W.cols, W.cols, y + t0 * ldy + o0, ldy, n_tokens);
     }
+    t0 += n_tokens;
   }
 }
 

@@ -103,10 +103,12 @@ TEST_P(MatmulTest, DecodingRowsTooWideForL1TakeTheTiledGemv) {
 
 TEST_P(MatmulTest, Bf16ActivationsRoundLikeTheOracleOnEveryLevel) {
   ThreadPool pool(2);
-  // T = 70: two full panels of 32 tokens and a partial one of 6 (the 16-token tile), T = 50 one of
-  // 18 (the 32-token tile); out = 130: the last 128-column tile holds 2 outputs. Odd `in` takes
-  // the fp32 fallback; 530 = 265 pairs, not a multiple of 16.
-  for (int64_t T : {1, 4, 5, 13, 16, 17, 40, 50, 70})
+  // Token tiles (AVX512_BF16): T <= 16 the 16-token tile; T = 50 a full panel of 32 and one of 18
+  // (the 32-token tile); T = 33, 40, 48, 70 and 100 end on a panel with the half panel after it
+  // (the 48-token tile of 8 rows; out = 3, 33 and 130 leave 3, 1 and 2 rows past its last full tile); T = 81 ends on 17.
+  // out = 130: the last 128-column tile holds 2 outputs. Odd `in` takes the fp32 fallback; 530 =
+  // 265 pairs, not a multiple of 16.
+  for (int64_t T : {1, 4, 5, 13, 16, 17, 33, 40, 48, 50, 70, 81, 100})
     for (int64_t in : {1, 2, 7, 64, 530})
       for (int64_t out : {3, 33, 130}) check_one(GetParam(), DType::BF16, ops::Activations::BF16, T, in, out, pool);
   // Other dtypes ignore the option.
