@@ -3,8 +3,9 @@
 // A training run zeroes gigabytes of fresh memory (fp32 masters, gradients, AdamW moments, tapes).
 // With 4 KiB pages each of them costs a page fault: measured here on the mid model, a 4x512
 // `jetmoe bench` training run spent 31% of its CPU time in the kernel clearing pages one fault at
-// a time, and 2 MiB pages cut its wall time from 59 s to 27 s. Most kernels ship THP in "madvise"
-// mode (Debian's default), so a buffer only gets huge pages when asked for them.
+// a time, and 2 MiB pages cut its wall time from 43-67 s to 30 s (and mid-model prefill ran 3-9%
+// faster). Most kernels ship THP in "madvise" mode (Debian's default), so a buffer only gets
+// huge pages when asked for them.
 #pragma once
 
 #include <cstddef>
