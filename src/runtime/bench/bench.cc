@@ -189,7 +189,7 @@ void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow 
     row.tokens = timed.tokens_per_step;
     for (double seconds : timed.step_seconds) row.tokens_per_s.push_back(double(row.tokens) / seconds);
     fill_stats(row);
-    const double flops_per_token = 3.0 * run.cost.flops_per_prompt_token;
+    const double flops_per_token = run.cost.flops_per_trained_token;
     row.bound_tokens_per_s = limits.best_flops() / flops_per_token;
     row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
     row.fraction_of_fp32_peak = row.mean * flops_per_token / limits.fma_flops;
@@ -274,8 +274,8 @@ std::string bench_markdown(const BenchReport& report) {
   }
   out += "\nBounds: tg = read bandwidth / weight bytes per token, each repetition against the better read probe "
          "right before or after it (the table above: the best probe of the run); pp = the best multiply-add peak "
-         "(bf16 dot where the CPU has it) / (2 x active parameters) per token; train = that peak / "
-         "(6 x active parameters) per token. act: activations of the weight products (bf16 = prefill "
+         "(bf16 dot where the CPU has it) / (2 x active non-embedding parameters) per token; train = that peak / "
+         "(6 x (those parameters + the head)) per token. act: activations of the weight products (bf16 = prefill "
          "and training on bf16 dot products).\n";
   return out;
 }

@@ -54,7 +54,8 @@ struct BenchRow {
   double mean = 0, stddev = 0;
   // tg: bandwidth / weight bytes per token (the mean over repetitions of the bound each was
   // measured against); pp: best peak / flops per token; train: best peak / (3 x the pp flops per
-  // token: forward, and backward's two products per weight product)
+  // token: forward, and backward's two products per weight product; plus the head's, which
+  // training runs for every token)
   double bound_tokens_per_s = 0;
   double fraction_of_bound = 0;   // pp, train: mean / bound; tg: the mean of each repetition's fraction
   double fraction_of_fp32_peak = 0;  // pp and train

@@ -25,6 +25,7 @@ TokenCost token_cost(const Model& model) {
   TokenCost cost;
   cost.weight_bytes_per_generated_token = bytes;
   cost.flops_per_prompt_token = 2.0 * double(count_params(c).active_non_embedding);
+  cost.flops_per_trained_token = 3.0 * cost.flops_per_prompt_token + 6.0 * double(c.vocab_size * c.hidden_size);
   return cost;
 }
 

@@ -15,6 +15,9 @@ struct TokenCost {
   // 2 x the active non-embedding parameters (spec §1.8): the multiply-adds of one prompt token
   // through every block; attention scores and the (last-token) head are not counted.
   double flops_per_prompt_token = 0;
+  // 3 x that plus the head's 6 x V x d: a training step takes the logits of every token, forward
+  // and backward (as train/mfu.h counts them; attention scores are not counted here either).
+  double flops_per_trained_token = 0;
 };
 
 TokenCost token_cost(const Model& model);

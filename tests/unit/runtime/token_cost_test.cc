@@ -40,6 +40,9 @@ TEST(TokenCost, MatchesActiveParameterArithmetic) {
     const int64_t read_params = c.num_layers * layer + d /* final norm */ + V * d /* head */ + d /* embedding row */;
     EXPECT_DOUBLE_EQ(cost.weight_bytes_per_generated_token, 2.0 * double(read_params)) << "tied " << tied;
     EXPECT_DOUBLE_EQ(cost.flops_per_prompt_token, 2.0 * double(c.num_layers * layer + d)) << "tied " << tied;
+    // Training also runs the head over every token, tied to the embedding or not.
+    EXPECT_DOUBLE_EQ(cost.flops_per_trained_token, 6.0 * double(c.num_layers * layer + d + c.vocab_size * d))
+        << "tied " << tied;
     std::filesystem::remove_all(dir);
   }
 }
