@@ -20,7 +20,7 @@ ParamUpdate clipped_adamw(const std::vector<ParamSpec>& specs) {
     // threaded update, which also refreshes the bf16 compute copy.
     const std::vector<std::span<const float>> read_only(grads.begin(), grads.end());
     AdamW::GradScales scales;
-    if (grad_scale != 1.0f) scales.first = grad_scale;
+    scales.first = grad_scale;  // 1 for a single micro-batch: an exact no-op
     scales.second = grad_clip_factor(grad_global_norm(read_only, pool, scales), 1.0);
     adamw->step(params, read_only, 1e-4, pool, scales, bf16_copies);
   };
