@@ -36,6 +36,15 @@ std::vector<const float*> stacked_rows(const BatchRows& rows, std::span<const fl
   return out;
 }
 
+std::vector<const float*> stacked_expert_rows(const BatchRows& rows, std::span<const float* const> per_sequence,
+                                              std::span<const Routing* const> routings, int64_t width) {
+  JM_CHECK(int64_t(per_sequence.size()) == rows.sequences() && routings.size() == per_sequence.size());
+  std::vector<const float*> out;
+  for (int64_t b = 0; b < rows.sequences(); ++b)
+    for (int64_t i : routings[size_t(b)]->position) out.push_back(per_sequence[size_t(b)] + i * width);
+  return out;
+}
+
 BatchRouting stack_routing(const BatchRows& rows, std::span<const Routing* const> routings) {
   JM_CHECK(!routings.empty() && int64_t(routings.size()) == rows.sequences());
   BatchRouting out;
@@ -109,14 +118,15 @@ void add_expert_products(const BatchRouting& r, const TensorView& W, const float
 }
 
 MixtureOutputGrads mixture_output_backward(const BatchRows& rows, const BatchRouting& r,
-                                           std::span<const float* const> expert_out, std::span<const float* const> h,
+                                           const std::vector<const float*>& expert_out,
+                                           std::span<const float* const> h,
                                            const float* dy, const float* aux_grad, int64_t d, float* dbias,
                                            BackwardScratch& s, ThreadPool& pool) {
   const int64_t N = rows.tokens(), NK = r.assignments();
   kernels::add_bias_backward(dy, N, d, dbias);
   float* dexpert_out = scratch_floats(s.expert_dout, NK * d);
   float* dgate = scratch_floats(s.dgate, NK);
-  combine_gated_backward(r, stacked_rows(rows, expert_out, d, r.top_k), dy, d, dexpert_out, dgate, pool);
+  combine_gated_backward(r, expert_out, dy, d, dexpert_out, dgate, pool);
   // The router's logits: gates (softmax over the chosen k) and auxiliary losses.
   float* dlogits = scratch_floats(s.router_dlogits, N * r.num_experts);
   router_logits_backward(r, dgate, aux_grad, dlogits);
@@ -127,14 +137,14 @@ MixtureOutputGrads mixture_output_backward(const BatchRows& rows, const BatchRou
 }
 
 OutputStackGrads output_stack_backward(const BatchRows& rows, const BatchRouting& r, const MixtureOutputGrads& out,
-                                       const TensorView& W_out, float* dW_out, std::span<const float* const> mid,
+                                       const TensorView& W_out, float* dW_out, const std::vector<const float*>& mid,
                                        int64_t mid_width, const TensorView& W_router, float* dW_router, int64_t d,
                                        BackwardScratch& s, ThreadPool& pool, const ops::MatmulOptions& matmul) {
   const int64_t N = rows.tokens(), NK = r.assignments(), E = r.num_experts;
   const BackwardWeight router(W_router);
   float* dh_router = scratch_floats(s.dh_router, N * d);
   float* mid_e = scratch_floats(s.expert_mid, NK * mid_width);
-  gather_to_experts(r, stacked_rows(rows, mid, mid_width, r.top_k), /*per_token=*/false, mid_width, mid_e, pool);
+  gather_to_experts(r, mid, /*per_token=*/false, mid_width, mid_e, pool);
   float* dmid_e = scratch_floats(s.expert_dmid, NK * mid_width);
   std::vector<ops::BackwardProduct> products;
   add_expert_products(r, W_out, out.dexpert_out, mid_e, dW_out, dmid_e, products);

@@ -10,7 +10,8 @@
 namespace jetmoe {
 
 struct ExpertProductScratch {
-  std::vector<float> gathered, produced;  // expert_matmul's rows in expert order
+  std::vector<float> gathered;  // a mixture's input rows in expert order
+  std::vector<float> produced;  // expert_matmul's products, before they go back to token order
 };
 
 struct ForwardScratch {

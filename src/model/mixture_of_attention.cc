@@ -47,8 +47,11 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
   }
 
   // Each slot's heads go through the output projection of the same expert as its query (P3).
+  // Their products stay in expert order for the gated combine.
+  float* heads_e = scratch_floats(scratch.experts.gathered, T * k * HD);
+  gather_to_expert_order(routing, heads, HD, /*per_assignment=*/true, HD, heads_e, pool);
   float* projected = scratch_floats(scratch.projected, T * k * d);
-  expert_matmul(routing, heads, HD, /*per_assignment=*/true, w.attn_o, projected, pool, matmul, scratch.experts);
+  expert_products(routing, heads_e, w.attn_o, projected, pool, matmul);
   combine_gated(routing, projected, d, w.attn_bias, y, pool);
   if (tape) {
     const KvCache& cache = *segments[0].cache;

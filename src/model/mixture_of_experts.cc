@@ -13,12 +13,16 @@ Routing mixture_of_experts(const LayerWeights& w, const JetMoeConfig& c, const f
   const int64_t d = c.hidden_size, F = c.intermediate_size, k = c.top_k;
   Routing routing = route(h, T, w.mlp_router, k, pool);
 
-  float* up = scratch_floats(scratch.up, T * k * 2 * F);  // [T*k, 2F] per assignment
-  expert_matmul(routing, h, d, /*per_assignment=*/false, w.mlp_in, up, pool, matmul, scratch.experts);
-  float* act = scratch_floats(scratch.act, T * k * F);     // [T*k, F]
-  ops::silu_glu(up, T * k, F, act, pool);
-  float* down = scratch_floats(scratch.down, T * k * d);   // [T*k, d]
-  expert_matmul(routing, act, F, /*per_assignment=*/true, w.mlp_out, down, pool, matmul, scratch.experts);
+  // Every activation stays in expert order from the gather of h to the gated combine.
+  const int64_t NK = T * k;
+  float* h_e = scratch_floats(scratch.experts.gathered, NK * d);
+  gather_to_expert_order(routing, h, d, /*per_assignment=*/false, d, h_e, pool);
+  float* up = scratch_floats(scratch.up, NK * 2 * F);  // [T*k, 2F]
+  expert_products(routing, h_e, w.mlp_in, up, pool, matmul);
+  float* act = scratch_floats(scratch.act, NK * F);     // [T*k, F]
+  ops::silu_glu(up, NK, F, act, pool);
+  float* down = scratch_floats(scratch.down, NK * d);   // [T*k, d]
+  expert_products(routing, act, w.mlp_out, down, pool, matmul);
 
   combine_gated(routing, down, d, w.mlp_bias, y, pool);  // the bias once, after the gated sum (P7)
   if (tape) {

@@ -46,13 +46,14 @@ void mixture_of_attention_backward(const LayerWeights& w, const JetMoeConfig& c,
   const int64_t NK = r.assignments();
 
   // y = sum_s gate_s * projected_s + bias
-  const MixtureOutputGrads out = mixture_output_backward(rows, r, projected, h, dy, router_grad, d, g.attn_bias, s, pool);
+  const MixtureOutputGrads out = mixture_output_backward(rows, r, stacked_expert_rows(rows, projected, routings, d), h,
+                                                        dy, router_grad, d, g.attn_bias, s, pool);
   const float* h_stacked = out.h_stacked;
 
   // projected = Wo[e] · heads;  router logits = Wr · h
   const OutputStackGrads stack =
-      output_stack_backward(rows, r, out, w.attn_o, g.attn_o, heads, HD, w.attn_router, g.attn_router, d, s, pool,
-                            matmul);
+      output_stack_backward(rows, r, out, w.attn_o, g.attn_o, stacked_rows(rows, heads, HD, k), HD, w.attn_router,
+                            g.attn_router, d, s, pool, matmul);
   const float* dheads_e = stack.dmid_experts;
 
   // heads = causal attention of the post-RoPE queries over the shared keys and values

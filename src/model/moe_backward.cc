@@ -10,7 +10,7 @@ void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, c
                                  std::span<const ExpertsTape* const> tapes, std::span<const float* const> h,
                                  const float* dy, const float* router_grad, LayerGradients& g, float* dh,
                                  BackwardScratch& s, ThreadPool& pool, const ops::MatmulOptions& matmul) {
-  const int64_t N = rows.tokens(), d = c.hidden_size, F = c.intermediate_size, k = c.top_k;
+  const int64_t N = rows.tokens(), d = c.hidden_size, F = c.intermediate_size;
   std::vector<const Routing*> routings;
   std::vector<const float*> down, act, up;
   for (const ExpertsTape* tape : tapes) {
@@ -23,16 +23,18 @@ void mixture_of_experts_backward(const LayerWeights& w, const JetMoeConfig& c, c
   const int64_t NK = r.assignments();
 
   // y = sum_s gate_s * down_s + bias
-  const MixtureOutputGrads out = mixture_output_backward(rows, r, down, h, dy, router_grad, d, g.mlp_bias, s, pool);
+  const MixtureOutputGrads out = mixture_output_backward(rows, r, stacked_expert_rows(rows, down, routings, d), h, dy,
+                                                        router_grad, d, g.mlp_bias, s, pool);
 
   // down = W_out[e] · act;  router logits = Wr · h
-  const OutputStackGrads stack =
-      output_stack_backward(rows, r, out, w.mlp_out, g.mlp_out, act, F, w.mlp_router, g.mlp_router, d, s, pool, matmul);
+  const OutputStackGrads stack = output_stack_backward(rows, r, out, w.mlp_out, g.mlp_out,
+                                                       stacked_expert_rows(rows, act, routings, F), F, w.mlp_router,
+                                                       g.mlp_router, d, s, pool, matmul);
   const float* dact = stack.dmid_experts;
 
   // act = silu(up[:F]) * up[F:]
   float* up_e = scratch_floats(s.expert_wide, NK * 2 * F);
-  gather_to_experts(r, stacked_rows(rows, up, 2 * F, k), /*per_token=*/false, 2 * F, up_e, pool);
+  gather_to_experts(r, stacked_expert_rows(rows, up, routings, 2 * F), /*per_token=*/false, 2 * F, up_e, pool);
   float* dup = scratch_floats(s.expert_dwide, NK * 2 * F);
   ops::silu_glu_backward(up_e, dact, NK, F, dup, pool);
 

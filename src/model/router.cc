@@ -40,7 +40,12 @@ Routing route(const float* h, int64_t T, const TensorView& router_weight, int64_
   for (int64_t e = 0; e < E; ++e) r.offsets[size_t(e + 1)] += r.offsets[size_t(e)];
   r.by_expert.resize(r.expert.size());
   std::vector<int64_t> cursor(r.offsets.begin(), r.offsets.end() - 1);
-  for (int64_t a = 0; a < T * top_k; ++a) r.by_expert[size_t(cursor[size_t(r.expert[size_t(a)])]++)] = a;
+  r.position.resize(r.expert.size());
+  for (int64_t a = 0; a < T * top_k; ++a) {
+    const int64_t i = cursor[size_t(r.expert[size_t(a)])]++;
+    r.by_expert[size_t(i)] = a;
+    r.position[size_t(a)] = i;
+  }
   return r;
 }
 

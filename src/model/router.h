@@ -21,6 +21,7 @@ struct Routing {
   // inside a group); expert e owns by_expert[offsets[e] .. offsets[e + 1]).
   std::vector<int64_t> by_expert;
   std::vector<int64_t> offsets;     // [E + 1]
+  std::vector<int64_t> position;    // [T, k] where assignment a sits in by_expert
 
   int64_t count(int64_t e) const { return offsets[size_t(e) + 1] - offsets[size_t(e)]; }
 };

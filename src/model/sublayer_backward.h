@@ -61,6 +61,11 @@ struct BatchRows {
 std::vector<const float*> stacked_rows(const BatchRows& rows, std::span<const float* const> per_sequence, int64_t width,
                                        int64_t rows_per_token);
 
+// The same for per-assignment arrays kept in expert order (tape.h): one pointer per stacked
+// assignment, to row routings[b]->position[a] of sequence b's array for its assignment a.
+std::vector<const float*> stacked_expert_rows(const BatchRows& rows, std::span<const float* const> per_sequence,
+                                              std::span<const Routing* const> routings, int64_t width);
+
 // The routing of one router over the batch, in stacked assignments (A = row*k + s).
 struct BatchRouting {
   int64_t num_experts = 0, top_k = 0;
@@ -120,7 +125,8 @@ void add_expert_products(const BatchRouting& r, const TensorView& W, const float
 void router_logits_backward(const BatchRouting& r, const float* dgate, const float* aux_grad, float* dlogits);
 
 // The first steps of a mixture's backward, the same for attention and MLP experts, for
-// y = sum_s gate_s * expert_out_s + bias over the stacked batch: dbias accumulates; the output
+// y = sum_s gate_s * expert_out_s + bias over the stacked batch (expert_out: a row pointer per
+// stacked assignment, stacked_expert_rows' or stacked_rows'): dbias accumulates; the output
 // gradient of every assignment, in expert order, goes to scratch.expert_dout [N*k, d]; the
 // router logits' gradient (aux_grad may be null) to scratch.router_dlogits [N, E]; the sublayer
 // input h, stacked, to scratch.stacked_in [N, d] (the dense products' x).
@@ -130,12 +136,13 @@ struct MixtureOutputGrads {
   const float* h_stacked;
 };
 MixtureOutputGrads mixture_output_backward(const BatchRows& rows, const BatchRouting& r,
-                                           std::span<const float* const> expert_out, std::span<const float* const> h,
+                                           const std::vector<const float*>& expert_out,
+                                           std::span<const float* const> h,
                                            const float* dy, const float* aux_grad, int64_t d, float* dbias,
                                            BackwardScratch& scratch, ThreadPool& pool);
 
 // The next step, the same for both mixtures: one pass of the products of the output stack
-// (expert_out_s = W_out[e_s] · mid_s, mid: per-sequence rows of mid_width floats, k per token)
+// (expert_out_s = W_out[e_s] · mid_s, mid: a pointer to mid_width floats per stacked assignment)
 // and of the router (logits = W_router · h). dW_out and dW_router accumulate; returns mid's
 // gradient in expert order (scratch.expert_dmid [N*k, mid_width]) and h's through the router
 // (scratch.dh_router [N, d]).
@@ -144,7 +151,7 @@ struct OutputStackGrads {
   const float* dh_router;
 };
 OutputStackGrads output_stack_backward(const BatchRows& rows, const BatchRouting& r, const MixtureOutputGrads& out,
-                                       const TensorView& W_out, float* dW_out, std::span<const float* const> mid,
+                                       const TensorView& W_out, float* dW_out, const std::vector<const float*>& mid,
                                        int64_t mid_width, const TensorView& W_router, float* dW_router, int64_t d,
                                        BackwardScratch& scratch, ThreadPool& pool, const ops::MatmulOptions& matmul);
 

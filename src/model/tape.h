@@ -17,10 +17,14 @@ struct AttentionTape {
   std::vector<float> keys;       // [T, HD] post-RoPE shared keys
   std::vector<float> values;     // [T, HD] shared values
   std::vector<float> heads;      // [T*k, HD] attention output of each assignment (input of Wo)
-  std::vector<float> projected;  // [T*k, d] Wo[e] · heads, before the gate (gate gradients need it)
+  // [T*k, d] Wo[e] · heads before the gate (gate gradients need it), in the routing's expert
+  // order: row routing.position[a] holds assignment a, as the forward pass computed it.
+  std::vector<float> projected;
   // Attention probabilities are not kept: the backward recomputes them from queries and keys.
 };
 
+// Rows in the routing's expert order (row routing.position[a] holds assignment a), as the
+// forward pass computed them.
 struct ExpertsTape {
   Routing routing;
   std::vector<float> up;    // [T*k, 2F] GLU pre-activations (SiLU half, then linear half)
