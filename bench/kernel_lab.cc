@@ -206,6 +206,21 @@ void training_products(ThreadPool& pool, double bf16_peak) {
   }
 }
 
+// Prefill attention of 512 tokens, top-2, over 16 KV heads of 64 (the mid model) and of 128
+// (JetMoE-8B), in GFLOP/s of its causal products (QK^T and PV) and as a share of the fp32 peak.
+void prefill_attention_rates(ThreadPool& pool, double fma_peak) {
+  for (const int64_t D : {64, 128}) {
+    const int64_t T = 512, k = 2, H = 16;
+    std::vector<float> q(size_t(T * k * H * D), 0.01f), kv(size_t(T * H * D), 0.02f), out(q.size());
+    const double s = best_seconds(3, [&] {
+      ops::causal_attention(q.data(), T, k, H, D, kv.data(), kv.data(), 0, out.data(), pool);
+    });
+    const double flops = 4.0 * double(k * H * D) * double(T) * double(T + 1) / 2.0 / s;
+    std::printf("attention T=%lld H=%lld D=%lld k=%lld  %.0f GFLOP/s (%.0f%% of the fp32 peak)\n", (long long)T,
+                (long long)H, (long long)D, (long long)k, flops / 1e9, 100.0 * flops / std::max(fma_peak, 1.0));
+  }
+}
+
 // The attention backward of one sequence of a MoA layer: H KV heads of D, k query rows per
 // token (spec's shared-KV mapping), T tokens; scores are recomputed. Its multiply-adds per
 // (query row, visible position): scores, dP, dq, dK and dV, 2 D each.
@@ -238,11 +253,16 @@ int main(int argc, char** argv) {
   const double bandwidth = kernels::cpu::measure_read_bandwidth(pool, size_t(512) << 20, 5);
   const double bf16_peak = kernels::cpu::measure_bf16_dot_peak(pool, 0.05, 5);
   std::printf("read bandwidth  %.1f GB/s\n", bandwidth / 1e9);
-  std::printf("fp32 FMA peak   %.0f GFLOP/s\n", kernels::cpu::measure_fma_peak(pool, 0.05, 5) / 1e9);
+  const double fma_peak = kernels::cpu::measure_fma_peak(pool, 0.05, 5);
+  std::printf("fp32 FMA peak   %.0f GFLOP/s\n", fma_peak / 1e9);
   std::printf("bf16 dot peak   %.0f GFLOP/s\n", bf16_peak / 1e9);
   // `kernel_lab THREADS quant`: only the quantized products.
   if (argc > 2 && std::string(argv[2]) == "quant") {
     quantized_products(pool, bf16_peak);
+    return 0;
+  }
+  if (argc > 2 && std::string(argv[2]) == "attention") {
+    prefill_attention_rates(pool, fma_peak);
     return 0;
   }
   if (argc > 2 && std::string(argv[2]) == "train") {
@@ -284,16 +304,7 @@ int main(int argc, char** argv) {
     }
   }
   if (only_gemm) return 0;
-  // Attention: prefill of 512 tokens, 16 heads of 128, top-2.
-  {
-    const int64_t T = 512, k = 2, H = 16, D = 128;
-    std::vector<float> q(size_t(T * k * H * D), 0.01f), kv(size_t(T * H * D), 0.02f), out(q.size());
-    const double s = best_seconds(3, [&] {
-      ops::causal_attention(q.data(), T, k, H, D, kv.data(), kv.data(), 0, out.data(), pool);
-    });
-    const double flops = 4.0 * double(k * H * D) * double(T) * double(T + 1) / 2.0;
-    std::printf("attention T=%lld  %.0f GFLOP/s\n", (long long)T, flops / s / 1e9);
-  }
+  prefill_attention_rates(pool, fma_peak);
   quantized_products(pool, bf16_peak);
   return 0;
 }
