@@ -53,6 +53,11 @@ Command add_bench_command(CLI::App& parent) {
   app->add_option("-n,--n-gen", o.n_gen, "Generated tokens of the tg test; 0 = skip it")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+  app->add_option("-d,--depth", o.depth,
+                  "Positions already in the KV cache when each pp / tg test starts (tests named pp512 @ d4096); "
+                  "their bounds add the cached K/V reads (tg) or attention products (pp)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   app->add_option("--train-batch", o.train_batch,
                   "Also time training steps (forward + backward + clipped AdamW update) of this many random "
                   "sequences on fp32 master copies of the weights; 0 = skip")

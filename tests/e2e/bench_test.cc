@@ -1,6 +1,7 @@
 // `jetmoe bench` as a black box on a tiny random model: the tables and the JSON carry every
 // requested test with positive speeds, bounds and fractions; the training-step test (--train-batch)
-// also carries finite losses and rejects a sequence longer than the model's positions. (What the speeds are is not tested:
+// also carries finite losses and rejects a sequence longer than the model's positions; --depth names
+// its tests and counts against the positions. (What the speeds are is not tested:
 // benchmarks are measured, never asserted.)
 #include <gtest/gtest.h>
 
@@ -81,6 +82,33 @@ TEST_F(BenchCli, MarkdownTablesAndBadFlags) {
   EXPECT_NE(r.err.find("max_position_embeddings"), std::string::npos) << r.err;
   r = run_cli({"bench", "-m", (dir_ / "missing").string()});
   EXPECT_EQ(r.exit_code, 1) << r.err;
+}
+
+TEST_F(BenchCli, DepthStartsEveryTestAfterCachedPositions) {
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "1", "-p", "4", "-n", "3", "-d", "40", "-r", "2",
+                               "--bandwidth-mib", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("results").size(), 2u);
+  EXPECT_EQ(j.at("results")[0].at("test"), "pp4 @ d40");
+  EXPECT_EQ(j.at("results")[1].at("test"), "tg3 @ d40");
+  for (const json& row : j.at("results")) {
+    EXPECT_EQ(row.at("depth"), 40);
+    EXPECT_GT(row.at("mean_tokens_per_s").get<double>(), 0);
+    EXPECT_GT(row.at("fraction_of_bound").get<double>(), 0);
+  }
+  const CliResult md = run_cli({"bench", "-m", model_, "-t", "1", "-p", "0", "-n", "2", "-d", "5", "-r", "1",
+                                "--bandwidth-mib", "8"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_TRUE(contains(md.out, "| tg2 @ d5 |")) << md.out;
+
+  // The depth counts against the model's positions; a negative one is a usage error.
+  CliResult bad = run_cli({"bench", "-m", model_, "-p", "8", "-n", "0", "-d", "60"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "68 tokens (with the depth)")) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "max_position_embeddings 64")) << bad.err;
+  bad = run_cli({"bench", "-m", model_, "-d", "-1"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
 
 TEST_F(BenchCli, TrainRowsPerPrecision) {

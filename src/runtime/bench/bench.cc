@@ -83,19 +83,21 @@ void page_in_weights(const ModelWeights& w) {
   (void)keep;
 }
 
-// Seconds of one prompt pass of `tokens` from an empty cache.
-double time_prompt(const Model& model, KvCache& cache, const std::vector<int32_t>& tokens, ThreadPool& pool) {
+// Seconds of one prompt pass of `tokens` after the cache's first `depth` positions.
+double time_prompt(const Model& model, KvCache& cache, int64_t depth, const std::vector<int32_t>& tokens,
+                   ThreadPool& pool) {
   FloatTensor logits;
-  cache.clear();
+  cache.truncate(depth);
   const auto start = Clock::now();
   model.forward(tokens, cache, logits, pool, LogitsMode::Last);
   return seconds_since(start);
 }
 
-// Seconds of tokens.size() single-token steps from an empty cache.
-double time_generation(const Model& model, KvCache& cache, const std::vector<int32_t>& tokens, ThreadPool& pool) {
+// Seconds of tokens.size() single-token steps after the cache's first `depth` positions.
+double time_generation(const Model& model, KvCache& cache, int64_t depth, const std::vector<int32_t>& tokens,
+                       ThreadPool& pool) {
   FloatTensor logits;
-  cache.clear();
+  cache.truncate(depth);
   const auto start = Clock::now();
   for (int32_t token : tokens)
     model.forward(std::span<const int32_t>(&token, 1), cache, logits, pool, LogitsMode::Last);
@@ -121,10 +123,27 @@ struct ModelRun {
   const std::string& dir;
   Model& model;
   KvCache& cache;
+  const std::vector<int32_t>& context;  // already in the cache when each pp / tg test starts
   const std::vector<int32_t>& prompt;
   const std::vector<int32_t>& generated;
   TokenCost cost;
 };
+
+// "pp512", or "pp512 @ d4096" after 4096 cached positions (llama-bench's names).
+std::string test_name(const char* kind, size_t tokens, size_t depth) {
+  std::string name = kind + std::to_string(tokens);
+  if (depth > 0) name += " @ d" + std::to_string(depth);
+  return name;
+}
+
+// Fills the cache with the run's context, once for all of its pp and tg repetitions (each
+// truncates the cache back to it).
+void fill_context(ModelRun& run, ThreadPool& pool) {
+  run.cache.clear();
+  if (run.context.empty()) return;
+  FloatTensor logits;
+  run.model.forward(run.context, run.cache, logits, pool, LogitsMode::Last);
+}
 
 // The pp and tg rows of one (model, threads, activations) combination.
 void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow base, const BenchOptions& options,
@@ -132,36 +151,43 @@ void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow 
   base.threads = pool.num_threads();
   // Warm-up: pages the weights in and sizes every buffer once.
   page_in_weights(run.model.weights());
-  if (!run.prompt.empty()) time_prompt(run.model, run.cache, run.prompt, pool);
+  const int64_t depth = int64_t(run.context.size());
+  fill_context(run, pool);
+  if (!run.prompt.empty()) time_prompt(run.model, run.cache, depth, run.prompt, pool);
   const std::vector<int32_t> warm_gen(run.generated.begin(),
                                       run.generated.begin() + long(std::min<size_t>(4, run.generated.size())));
-  time_generation(run.model, run.cache, warm_gen, pool);
+  time_generation(run.model, run.cache, depth, warm_gen, pool);
+  base.depth = depth;
   if (!run.prompt.empty()) {
     BenchRow row = base;
-    row.test = "pp" + std::to_string(run.prompt.size());
+    row.test = test_name("pp", run.prompt.size(), run.context.size());
     row.tokens = int64_t(run.prompt.size());
     for (int r = 0; r < options.reps; ++r)
-      row.tokens_per_s.push_back(double(row.tokens) / time_prompt(run.model, run.cache, run.prompt, pool));
+      row.tokens_per_s.push_back(double(row.tokens) / time_prompt(run.model, run.cache, depth, run.prompt, pool));
     fill_stats(row);
-    row.bound_tokens_per_s = limits.best_flops() / run.cost.flops_per_prompt_token;
+    const double flops = run.cost.flops_per_prompt_token + double(depth) * run.cost.attention_flops_per_cached_position;
+    row.bound_tokens_per_s = limits.best_flops() / flops;
     row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
-    row.fraction_of_fp32_peak = row.mean * run.cost.flops_per_prompt_token / limits.fma_flops;
+    row.fraction_of_fp32_peak = row.mean * flops / limits.fma_flops;
     if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
     report.rows.push_back(row);
   }
   if (!run.generated.empty()) {
     BenchRow row = base;
-    row.test = "tg" + std::to_string(run.generated.size());
+    row.test = test_name("tg", run.generated.size(), run.context.size());
     row.tokens = int64_t(run.generated.size());
     // The read bandwidth moves while tests run (a 2-vCPU machine whose vCPUs share one core
     // complex or not reads ~45 or ~80 GB/s with 2 threads, and the host moves them), so every
     // repetition is measured against the better of the read probes right before and after it.
     const auto probe = [&] { return kernels::cpu::measure_read_bandwidth(pool, options.bandwidth_bytes, 2); };
+    const double bytes =
+        run.cost.weight_bytes_per_generated_token + double(depth) * run.cost.kv_bytes_per_cached_position;
     double before = probe(), bound_sum = 0, fraction_sum = 0;
     for (int r = 0; r < options.reps; ++r) {
-      const double tokens_per_s = double(row.tokens) / time_generation(run.model, run.cache, run.generated, pool);
+      const double tokens_per_s =
+          double(row.tokens) / time_generation(run.model, run.cache, depth, run.generated, pool);
       const double after = probe();
-      const double bound = std::max(before, after) / run.cost.weight_bytes_per_generated_token;
+      const double bound = std::max(before, after) / bytes;
       row.tokens_per_s.push_back(tokens_per_s);
       bound_sum += bound;
       fraction_sum += tokens_per_s / bound;
@@ -207,7 +233,8 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
   if (options.threads.empty()) fail("bench: no thread count given");
   if (options.activations.empty()) fail("bench: no activation precision given");
   if (options.reps < 1) fail("bench: repetitions must be at least 1, got ", options.reps);
-  if (options.n_prompt < 0 || options.n_gen < 0) fail("bench: token counts must not be negative");
+  if (options.n_prompt < 0 || options.n_gen < 0 || options.depth < 0)
+    fail("bench: token counts and the depth must not be negative");
   if (options.train_batch < 0 || options.train_seq_len < 1 || options.train_micro_batches < 1)
     fail("bench: bad training batch, sequence length or micro-batch count");
   if (options.train_batch > 0 && !options.train_update) fail("bench: the training test needs an optimizer update");
@@ -217,16 +244,20 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
   for (const std::string& dir : options.models) {
     const std::unique_ptr<Model> model = Model::load(dir);
     const JetMoeConfig& c = model->config();
-    const int64_t context = std::max({options.n_prompt, options.n_gen, options.train_batch > 0 ? options.train_seq_len : 0});
-    if (context > c.max_position_embeddings)
-      fail("bench: ", context, " tokens exceed ", dir, "'s max_position_embeddings ", c.max_position_embeddings);
-    KvCache cache = model->make_cache(std::max<int64_t>(context, 1));
+    const int64_t positions = options.depth + std::max(options.n_prompt, options.n_gen);
+    const int64_t longest = std::max(positions, options.train_batch > 0 ? options.train_seq_len : 0);
+    if (longest > c.max_position_embeddings)
+      fail("bench: ", longest, " tokens", options.depth > 0 ? " (with the depth)" : "", " exceed ", dir,
+           "'s max_position_embeddings ", c.max_position_embeddings);
+    KvCache cache = model->make_cache(std::max<int64_t>(positions, 1));
     std::mt19937_64 gen(options.seed);
     std::uniform_int_distribution<int32_t> id(0, int32_t(c.vocab_size - 1));
-    std::vector<int32_t> prompt(size_t(options.n_prompt)), generated(size_t(options.n_gen));
+    std::vector<int32_t> context(size_t(options.depth)), prompt(size_t(options.n_prompt)),
+        generated(size_t(options.n_gen));
     for (int32_t& t : prompt) t = id(gen);
     for (int32_t& t : generated) t = id(gen);
-    ModelRun run{dir, *model, cache, prompt, generated, token_cost(*model)};
+    for (int32_t& t : context) t = id(gen);  // after the others: the same seed keeps their ids
+    ModelRun run{dir, *model, cache, context, prompt, generated, token_cost(*model)};
 
     BenchRow base;
     base.model = std::filesystem::path(dir).filename().string();
@@ -275,8 +306,9 @@ std::string bench_markdown(const BenchReport& report) {
   out += "\nBounds: tg = read bandwidth / weight bytes per token, each repetition against the better read probe "
          "right before or after it (the table above: the best probe of the run); pp = the best multiply-add peak "
          "(bf16 dot where the CPU has it) / (2 x active non-embedding parameters) per token; train = that peak / "
-         "(6 x (those parameters + the head)) per token. act: activations of the weight products (bf16 = prefill "
-         "and training on bf16 dot products).\n";
+         "(6 x (those parameters + the head)) per token; @ dN: after N positions already in the KV cache, whose "
+         "K/V reads (tg) or attention products (pp) the bound adds. act: activations of the weight products "
+         "(bf16 = prefill and training on bf16 dot products).\n";
   return out;
 }
 
@@ -300,6 +332,7 @@ std::string bench_json(const BenchReport& report) {
                           {"activations", r.activations},
                           {"test", r.test},
                           {"tokens", r.tokens},
+                          {"depth", r.depth},
                           {"tokens_per_s", r.tokens_per_s},
                           {"mean_tokens_per_s", r.mean},
                           {"stddev_tokens_per_s", r.stddev},

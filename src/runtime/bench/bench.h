@@ -21,6 +21,9 @@ struct BenchOptions {
   std::vector<ops::Activations> activations = {ops::Activations::F32};
   int64_t n_prompt = 512;           // pp<n>: one forward of n tokens from an empty cache; 0 = skip
   int64_t n_gen = 128;              // tg<n>: n single-token forwards from an empty cache; 0 = skip
+  // Positions already in the KV cache when each pp / tg test starts (llama-bench's n-depth): the
+  // tests become "pp<n> @ d<depth>" and "tg<n> @ d<depth>". Training ignores it.
+  int64_t depth = 0;
   // train<B>x<T>: training steps (forward + backward + optimizer update, train_bench.h) of
   // train_batch random sequences of train_seq_len tokens; 0 = skip. Needs train_update.
   int64_t train_batch = 0;
@@ -48,14 +51,16 @@ struct BenchRow {
   int64_t params = 0, active_params = 0;
   int threads = 0;
   std::string activations;  // "f32" or "bf16"
-  std::string test;         // "pp512", "tg128", "train4x128"
+  std::string test;         // "pp512", "tg128", "pp512 @ d4096", "train4x128"
   int64_t tokens = 0;
+  int64_t depth = 0;        // pp, tg: positions in the KV cache before the test's tokens
   std::vector<double> tokens_per_s;  // one per repetition
   double mean = 0, stddev = 0;
   // tg: bandwidth / weight bytes per token (the mean over repetitions of the bound each was
   // measured against); pp: best peak / flops per token; train: best peak / (3 x the pp flops per
   // token: forward, and backward's two products per weight product; plus the head's, which
-  // training runs for every token)
+  // training runs for every token). At a depth, tg adds the cached positions' K/V bytes and pp
+  // their attention FLOPs (TokenCost); the test's own positions are not counted, as at depth 0.
   double bound_tokens_per_s = 0;
   double fraction_of_bound = 0;   // pp, train: mean / bound; tg: the mean of each repetition's fraction
   double fraction_of_fp32_peak = 0;  // pp and train

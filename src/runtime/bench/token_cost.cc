@@ -26,6 +26,8 @@ TokenCost token_cost(const Model& model) {
   cost.weight_bytes_per_generated_token = bytes;
   cost.flops_per_prompt_token = 2.0 * double(count_params(c).active_non_embedding);
   cost.flops_per_trained_token = 3.0 * cost.flops_per_prompt_token + 6.0 * double(c.vocab_size * c.hidden_size);
+  cost.kv_bytes_per_cached_position = double(c.num_layers * 2 * c.kv_proj_size()) * sizeof(float);  // KvCache: fp32
+  cost.attention_flops_per_cached_position = double(c.num_layers * 4 * c.top_k * c.kv_proj_size());
   return cost;
 }
 

@@ -43,6 +43,11 @@ TEST(TokenCost, MatchesActiveParameterArithmetic) {
     // Training also runs the head over every token, tied to the embedding or not.
     EXPECT_DOUBLE_EQ(cost.flops_per_trained_token, 6.0 * double(c.num_layers * layer + d + c.vocab_size * d))
         << "tied " << tied;
+    // A cached position: fp32 K and V rows of H x D in every layer; QK^T and PV for each of the
+    // k x H query heads.
+    EXPECT_DOUBLE_EQ(cost.kv_bytes_per_cached_position, 4.0 * double(c.num_layers * 2 * hd)) << "tied " << tied;
+    EXPECT_DOUBLE_EQ(cost.attention_flops_per_cached_position, double(c.num_layers * k * hd * 2 * 2))
+        << "tied " << tied;
     std::filesystem::remove_all(dir);
   }
 }
