@@ -219,6 +219,23 @@ void prefill_attention_rates(ThreadPool& pool, double fma_peak) {
     std::printf("attention T=%lld H=%lld D=%lld k=%lld  %.0f GFLOP/s (%.0f%% of the fp32 peak)\n", (long long)T,
                 (long long)H, (long long)D, (long long)k, flops / 1e9, 100.0 * flops / std::max(fma_peak, 1.0));
   }
+  // Decoding one token (top-2) over a cache of 4096 positions per layer, 8 layers' caches in turn
+  // so that they come from DRAM: GB/s of K and V read.
+  for (const int64_t D : {64, 128}) {
+    const int64_t positions = 4096, k = 2, H = 16, layers = 8;
+    std::vector<float> q(size_t(k * H * D), 0.01f), out(q.size());
+    std::vector<float> keys(size_t(layers * positions * H * D), 0.02f), values(keys.size(), 0.03f);
+    int64_t layer = 0;
+    const double s = best_seconds(5, [&] {
+      for (int64_t i = 0; i < layers; ++i, layer = (layer + 1) % layers) {
+        const int64_t at = layer * positions * H * D;
+        ops::causal_attention(q.data(), 1, k, H, D, keys.data() + at, values.data() + at, positions - 1, out.data(),
+                              pool);
+      }
+    });
+    std::printf("decode attention %lld positions H=%lld D=%lld k=%lld  %.1f GB/s of K and V\n", (long long)positions,
+                (long long)H, (long long)D, (long long)k, double(layers * 2 * positions * H * D * 4) / s / 1e9);
+  }
 }
 
 // The attention backward of one sequence of a MoA layer: H KV heads of D, k query rows per

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds bench/kernel_lab.cc against the static libraries of a build directory and runs it.
-#   bench/kernel_lab.sh [BUILD_DIR] [THREADS] [quant|gemm|train|attention]   (only the quantized-weight / the bf16 prefill / the bf16 training products / the prefill attention)
+#   bench/kernel_lab.sh [BUILD_DIR] [THREADS] [quant|gemm|train|attention]   (only the quantized-weight / the bf16 prefill / the bf16 training products / the prefill and decoding attention)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}

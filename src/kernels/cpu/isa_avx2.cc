@@ -28,6 +28,7 @@ namespace jetmoe::kernels::cpu::avx2 {
 #include "kernels/cpu/simd_q4k_avx2-inl.h"
 #include "kernels/cpu/matmul_q4k-inl.h"
 #include "kernels/cpu/attention-inl.h"
+#include "kernels/cpu/decode_attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
 #include "kernels/cpu/backward_gemm-inl.h"
 #include "kernels/cpu/attention_backward-inl.h"

@@ -22,6 +22,7 @@ namespace jetmoe::kernels::cpu::scalar {
 #include "kernels/cpu/simd_q4k_scalar-inl.h"
 #include "kernels/cpu/matmul_q4k-inl.h"
 #include "kernels/cpu/attention-inl.h"
+#include "kernels/cpu/decode_attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
 #include "kernels/cpu/backward_gemm-inl.h"
 #include "kernels/cpu/attention_backward-inl.h"

@@ -24,6 +24,7 @@ KernelTable portable_kernel_table(Isa isa) {
       .add = add,
       .rope = rope,
       .attention = attention,
+      .decode_attention = decode_attention,
       .backward_panel_cols = kNr,
       .backward_input_block = backward_input_block,
       .backward_pack_rows = backward_pack_rows,

@@ -64,6 +64,36 @@ struct AttentionBlock {
   float scale = 1.0f;
 };
 
+// Decoding attention over positions [key_begin, key_end) of the cache, every KV head at once: a
+// position's K and V rows (H x D floats each) are read whole, in order, so the reads are one
+// sequential stream per call (a head at a time they would stride through the cache, a row apart,
+// past the page boundaries where hardware prefetchers stop). `rows` query rows of H heads each
+// (row r, head j at q + r * H * D + j * D) attend key p when p < n_keys[r]; every row must have
+// a key in the range. The softmax goes on from `state` and is left there (decode_state_floats):
+// per row and head, the largest score m and the sum l of the exponentials against it, then the
+// unnormalised outputs o [rows, H * D]; output = o / l. Start from m = -inf, l = 0, o = 0.
+struct DecodeAttentionBlock {
+  const float* q = nullptr;
+  const float* keys = nullptr;    // position p at keys + p * H * D (post-RoPE)
+  const float* values = nullptr;  // position p at values + p * H * D
+  int64_t rows = 0, heads = 0, head_dim = 0;
+  int64_t key_begin = 0, key_end = 0;
+  const int64_t* n_keys = nullptr;
+  float scale = 1.0f;
+  float* state = nullptr;
+};
+// Positions per step of a decode call: their scores [rows, step, heads rounded up to 16] are
+// scratch.
+constexpr int64_t kDecodeStep = 32;
+inline int64_t decode_heads_padded(int64_t heads) { return (heads + 15) / 16 * 16; }
+inline int64_t decode_scratch_floats(int64_t rows, int64_t heads) {
+  return rows * kDecodeStep * decode_heads_padded(heads);
+}
+// m [rows, heads padded], l [rows, heads padded], o [rows, heads * head_dim].
+inline int64_t decode_state_floats(int64_t rows, int64_t heads, int64_t head_dim) {
+  return rows * (2 * decode_heads_padded(heads) + heads * head_dim);
+}
+
 // Query rows per attention block and keys per inner block; scratch sizes follow from them.
 // 96 x 128 against 32 x 64 before (bench/kernel_lab.sh attention, 512 tokens, top-2, 2 threads):
 // head dim 64 at 48% -> 55% of the fp32 peak, 128 at 56% -> 61%: a packed key block serves 3x
@@ -143,6 +173,8 @@ struct KernelTable {
   void (*rope)(float* x, int64_t n_heads, int64_t head_stride, int64_t half, const float* cos, const float* sin);
 
   void (*attention)(const AttentionBlock& block, float* scratch);  // scratch: attention_scratch_floats
+  // scratch: decode_scratch_floats
+  void (*decode_attention)(const DecodeAttentionBlock& block, float* scratch);
 
   // Training. The backward products, one block of columns of dx = dy · W or of dW += dy^T · x
   // (threading and the cutting into blocks live in backward_products.cc):

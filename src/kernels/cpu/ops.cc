@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -248,6 +249,64 @@ void add_bias(float* y, int64_t T, int64_t d, const TensorView& bias, Isa isa) {
 
 void load_row(const TensorView& W, int64_t row, float* out) { kernels::load_row(W, row, out); }
 
+namespace {
+
+// Decoding (a few query rows) reads the whole cache once per layer: the positions are cut into
+// contiguous ranges, each walked by kt.decode_attention with every head at once (one sequential
+// stream of K and V rows), and the ranges' softmaxes merged at the end. Several ranges per thread
+// keep a thread that starts late from leaving all the work to the others; a range is at least
+// kDecodeMinPositions long, so short caches take one.
+constexpr int64_t kDecodeMaxRows = 4;
+constexpr int64_t kDecodeRangesPerThread = 4;
+constexpr int64_t kDecodeMinPositions = 256;
+
+void decode_attention_in_ranges(const KernelTable& kt, const float* q, int64_t rows, int64_t H, int64_t D,
+                                const float* keys, const float* values, const std::vector<int64_t>& n_keys,
+                                float* out, ThreadPool& pool) {
+  const int64_t HD = H * D, Hp = kernels::cpu::decode_heads_padded(H);
+  const int64_t n_min = *std::min_element(n_keys.begin(), n_keys.end());
+  const int64_t n_max = *std::max_element(n_keys.begin(), n_keys.end());
+  // Ranges cut [0, n_min), the last one running on to n_max: every row sees a key in each.
+  const int64_t ranges = std::clamp<int64_t>(n_min / kDecodeMinPositions, 1, kDecodeRangesPerThread * pool.num_threads());
+  const int64_t state_floats = kernels::cpu::decode_state_floats(rows, H, D);
+  std::vector<float> states(size_t(ranges * state_floats));
+  const float scale = 1.0f / std::sqrt(float(D));
+  kernels::cpu::for_each_item(pool, ranges, kernels::cpu::decode_scratch_floats(rows, H), [&](int64_t range, float* scratch) {
+    float* state = states.data() + range * state_floats;
+    std::fill(state, state + rows * Hp, -std::numeric_limits<float>::infinity());
+    std::fill(state + rows * Hp, state + state_floats, 0.0f);
+    kernels::cpu::DecodeAttentionBlock b;
+    b.q = q, b.keys = keys, b.values = values;
+    b.rows = rows, b.heads = H, b.head_dim = D;
+    b.key_begin = range * n_min / ranges;
+    b.key_end = range + 1 == ranges ? n_max : (range + 1) * n_min / ranges;
+    b.n_keys = n_keys.data();
+    b.scale = scale;
+    b.state = state;
+    kt.decode_attention(b, scratch);
+  });
+  // out = sum of o x exp(m - top) / sum of l x exp(m - top) over the ranges, per row and head.
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < H; ++j) {
+      const auto m = [&](int64_t range) { return states[size_t(range * state_floats + r * Hp + j)]; };
+      const auto l = [&](int64_t range) { return states[size_t(range * state_floats + rows * Hp + r * Hp + j)]; };
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t range = 0; range < ranges; ++range) top = std::max(top, m(range));
+      float* o = out + r * HD + j * D;
+      std::fill(o, o + D, 0.0f);
+      float total = 0.0f;
+      for (int64_t range = 0; range < ranges; ++range) {
+        const float w = std::exp(m(range) - top);
+        total += w * l(range);
+        const float* src = states.data() + range * state_floats + 2 * rows * Hp + r * HD + j * D;
+        for (int64_t i = 0; i < D; ++i) o[i] += w * src[i];
+      }
+      for (int64_t i = 0; i < D; ++i) o[i] /= total;
+    }
+}
+
+}  // namespace
+
 void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const float* keys,
                       const float* values, int64_t start, float* out, ThreadPool& pool, Isa isa) {
   using kernels::cpu::kAttentionMaxRows;
@@ -257,6 +316,10 @@ void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D
   // Causal limit of every query row (row a is slot a % k of token a / k).
   std::vector<int64_t> n_keys(static_cast<size_t>(rows));
   for (int64_t a = 0; a < rows; ++a) n_keys[size_t(a)] = start + a / k + 1;
+  if (rows <= kDecodeMaxRows) {
+    decode_attention_in_ranges(kt, q, rows, H, D, keys, values, n_keys, out, pool);
+    return;
+  }
   // Items: (KV head, block of query rows), the blocks with the most keys first so the queue
   // ends with cheap items.
   const int64_t blocks = (rows + kAttentionMaxRows - 1) / kAttentionMaxRows;

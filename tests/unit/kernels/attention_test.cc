@@ -1,6 +1,7 @@
 // ops::causal_attention against the oracle kernels::causal_attention on every ISA level: decoding
-// (one token after a long cache), prefill longer than one key block and one query block, top-k
-// of 1 to 3 slots, head dims that are not multiples of any vector width.
+// (one token after a short cache, and after caches long enough to be split among ranges), prefill
+// longer than one key block and one query block, top-k of 1 to 3 slots, head dims that are not
+// multiples of any vector width.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -25,6 +26,9 @@ TEST_P(AttentionTest, MatchesOracle) {
       {1, 2, 3, 8, 0},     {1, 2, 4, 64, 37},  {1, 2, 2, 128, 200}, {1, 3, 2, 20, 5},   {5, 2, 2, 24, 3},
       {40, 2, 2, 17, 0},   {70, 1, 3, 128, 5}, {33, 3, 2, 13, 70},  {130, 2, 1, 32, 0}, {17, 2, 16, 1, 1},
       {200, 2, 2, 24, 100},  // 5 query blocks, 3 key blocks, the last ones partial
+      // Decoding over caches long enough to be cut into ranges whose softmaxes are merged (top-2;
+      // two tokens of one slot, their causal limits one apart; one row).
+      {1, 2, 2, 16, 3000},   {2, 1, 3, 40, 5000}, {1, 1, 16, 64, 2100},
   };
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
