@@ -29,6 +29,7 @@ TEST_P(AttentionTest, MatchesOracle) {
       // Decoding over caches long enough to be cut into ranges whose softmaxes are merged (top-2;
       // two tokens of one slot, their causal limits one apart; one row).
       {1, 2, 2, 16, 3000},   {2, 1, 3, 40, 5000}, {1, 1, 16, 64, 2100},
+      {2, 2, 3, 24, 7},      {2, 2, 2, 16, 1500},  // the most rows decoding takes: two tokens of top-2
   };
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
