@@ -41,10 +41,8 @@ inline void scale_output(float* o, int64_t D, float factor) {
 
 void decode_attention(const DecodeAttentionBlock& b, float* scratch) {
   const int64_t R = b.rows, H = b.heads, D = b.head_dim, HD = H * D, Hp = decode_heads_padded(H);
-  float* m = b.state;    // [R, Hp]
-  float* l = m + R * Hp;  // [R, Hp]
-  float* o = l + R * Hp;  // [R, HD]
-  float* S = scratch;     // [R, kDecodeStep, Hp] scores, then exponentials
+  const auto [m, l, o] = decode_state(b.state, R, H);
+  float* S = scratch;  // [R, kDecodeStep, Hp] scores, then exponentials
   const V minus_inf = Simd::set1(-std::numeric_limits<float>::infinity());
   for (int64_t p0 = b.key_begin; p0 < b.key_end; p0 += kDecodeStep) {
     const int64_t P = std::min(kDecodeStep, b.key_end - p0);

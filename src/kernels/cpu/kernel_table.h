@@ -93,6 +93,17 @@ inline int64_t decode_scratch_floats(int64_t rows, int64_t heads) {
 inline int64_t decode_state_floats(int64_t rows, int64_t heads, int64_t head_dim) {
   return rows * (2 * decode_heads_padded(heads) + heads * head_dim);
 }
+// The parts of a decode state at `state`: row r, head j at m[r * heads padded + j], the same in
+// l, and o + r * heads * head_dim + j * head_dim.
+struct DecodeState {
+  float* m;
+  float* l;
+  float* o;
+};
+inline DecodeState decode_state(float* state, int64_t rows, int64_t heads) {
+  const int64_t padded = rows * decode_heads_padded(heads);
+  return {state, state + padded, state + 2 * padded};
+}
 
 // Query rows per attention block and keys per inner block; scratch sizes follow from them.
 // 96 x 128 against 32 x 64 before (bench/kernel_lab.sh attention, 512 tokens, top-2, 2 threads):

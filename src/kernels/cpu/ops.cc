@@ -262,7 +262,7 @@ constexpr int64_t kDecodeMinPositions = 256;
 
 void decode_attention_in_ranges(const KernelTable& kt, const float* q, int64_t rows, int64_t H, int64_t D,
                                 const float* keys, const float* values, const std::vector<int64_t>& n_keys,
-                                float* out, ThreadPool& pool) {
+                                float scale, float* out, ThreadPool& pool) {
   const int64_t HD = H * D, Hp = kernels::cpu::decode_heads_padded(H);
   const int64_t n_min = *std::min_element(n_keys.begin(), n_keys.end());
   const int64_t n_max = *std::max_element(n_keys.begin(), n_keys.end());
@@ -270,11 +270,14 @@ void decode_attention_in_ranges(const KernelTable& kt, const float* q, int64_t r
   const int64_t ranges = std::clamp<int64_t>(n_min / kDecodeMinPositions, 1, kDecodeRangesPerThread * pool.num_threads());
   const int64_t state_floats = kernels::cpu::decode_state_floats(rows, H, D);
   std::vector<float> states(size_t(ranges * state_floats));
-  const float scale = 1.0f / std::sqrt(float(D));
+  const auto state_of = [&](int64_t range) {
+    return kernels::cpu::decode_state(states.data() + range * state_floats, rows, H);
+  };
   kernels::cpu::for_each_item(pool, ranges, kernels::cpu::decode_scratch_floats(rows, H), [&](int64_t range, float* scratch) {
     float* state = states.data() + range * state_floats;
-    std::fill(state, state + rows * Hp, -std::numeric_limits<float>::infinity());
-    std::fill(state + rows * Hp, state + state_floats, 0.0f);
+    const kernels::cpu::DecodeState parts = state_of(range);
+    std::fill(parts.m, parts.l, -std::numeric_limits<float>::infinity());
+    std::fill(parts.l, state + state_floats, 0.0f);  // l, then o
     kernels::cpu::DecodeAttentionBlock b;
     b.q = q, b.keys = keys, b.values = values;
     b.rows = rows, b.heads = H, b.head_dim = D;
@@ -288,17 +291,16 @@ void decode_attention_in_ranges(const KernelTable& kt, const float* q, int64_t r
   // out = sum of o x exp(m - top) / sum of l x exp(m - top) over the ranges, per row and head.
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < H; ++j) {
-      const auto m = [&](int64_t range) { return states[size_t(range * state_floats + r * Hp + j)]; };
-      const auto l = [&](int64_t range) { return states[size_t(range * state_floats + rows * Hp + r * Hp + j)]; };
       float top = -std::numeric_limits<float>::infinity();
-      for (int64_t range = 0; range < ranges; ++range) top = std::max(top, m(range));
+      for (int64_t range = 0; range < ranges; ++range) top = std::max(top, state_of(range).m[r * Hp + j]);
       float* o = out + r * HD + j * D;
       std::fill(o, o + D, 0.0f);
       float total = 0.0f;
       for (int64_t range = 0; range < ranges; ++range) {
-        const float w = std::exp(m(range) - top);
-        total += w * l(range);
-        const float* src = states.data() + range * state_floats + 2 * rows * Hp + r * HD + j * D;
+        const kernels::cpu::DecodeState part = state_of(range);
+        const float w = std::exp(part.m[r * Hp + j] - top);
+        total += w * part.l[r * Hp + j];
+        const float* src = part.o + r * HD + j * D;
         for (int64_t i = 0; i < D; ++i) o[i] += w * src[i];
       }
       for (int64_t i = 0; i < D; ++i) o[i] /= total;
@@ -316,14 +318,14 @@ void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D
   // Causal limit of every query row (row a is slot a % k of token a / k).
   std::vector<int64_t> n_keys(static_cast<size_t>(rows));
   for (int64_t a = 0; a < rows; ++a) n_keys[size_t(a)] = start + a / k + 1;
+  const float scale = 1.0f / std::sqrt(float(D));
   if (rows <= kDecodeMaxRows) {
-    decode_attention_in_ranges(kt, q, rows, H, D, keys, values, n_keys, out, pool);
+    decode_attention_in_ranges(kt, q, rows, H, D, keys, values, n_keys, scale, out, pool);
     return;
   }
   // Items: (KV head, block of query rows), the blocks with the most keys first so the queue
   // ends with cheap items.
   const int64_t blocks = (rows + kAttentionMaxRows - 1) / kAttentionMaxRows;
-  const float scale = 1.0f / std::sqrt(float(D));
   const int64_t scratch_floats = kernels::cpu::attention_scratch_floats(D);
   kernels::cpu::for_each_item(pool, blocks * H, scratch_floats, [&](int64_t item, float* scratch) {
     const int64_t block = blocks - 1 - item / H, j = item % H;

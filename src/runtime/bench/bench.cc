@@ -130,7 +130,7 @@ struct ModelRun {
 };
 
 // "pp512", or "pp512 @ d4096" after 4096 cached positions (llama-bench's names).
-std::string test_name(const char* kind, size_t tokens, size_t depth) {
+std::string test_name(const char* kind, size_t tokens, int64_t depth) {
   std::string name = kind + std::to_string(tokens);
   if (depth > 0) name += " @ d" + std::to_string(depth);
   return name;
@@ -160,7 +160,7 @@ void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow 
   base.depth = depth;
   if (!run.prompt.empty()) {
     BenchRow row = base;
-    row.test = test_name("pp", run.prompt.size(), run.context.size());
+    row.test = test_name("pp", run.prompt.size(), depth);
     row.tokens = int64_t(run.prompt.size());
     for (int r = 0; r < options.reps; ++r)
       row.tokens_per_s.push_back(double(row.tokens) / time_prompt(run.model, run.cache, depth, run.prompt, pool));
@@ -174,7 +174,7 @@ void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow 
   }
   if (!run.generated.empty()) {
     BenchRow row = base;
-    row.test = test_name("tg", run.generated.size(), run.context.size());
+    row.test = test_name("tg", run.generated.size(), depth);
     row.tokens = int64_t(run.generated.size());
     // The read bandwidth moves while tests run (a 2-vCPU machine whose vCPUs share one core
     // complex or not reads ~45 or ~80 GB/s with 2 threads, and the host moves them), so every
