@@ -84,13 +84,29 @@ void add_bias(float* y, int64_t T, int64_t d, const TensorView& bias, Isa isa = 
 // Converts row `row` of a 2-D weight (any dtype, quantized ones dequantized) to float32.
 void load_row(const TensorView& W, int64_t row, float* out);
 
+// K and V rows of a KV cache: row p at keys + p * H*D elements of `type` (F32 or F16).
+struct KvRows {
+  const void* keys = nullptr;
+  const void* values = nullptr;
+  DType type = DType::F32;
+};
+
+// Stores n floats as one cache row of `type`: copied for F32, rounded to nearest even for F16
+// (bit for bit f32_to_f16).
+void store_kv_row(const float* src, void* dst, DType type, int64_t n, Isa isa = kernels::cpu::best_isa());
+
 // Causal attention with JetMoE's shared K/V (spec §1.4, P1). q, out: [T*k, H*D], row t*k+s holds
-// the H query heads of slot s of token t; keys, values: [start + T, H*D] post-RoPE rows of
-// positions 0 .. start+T-1. Query head j of every slot attends with KV head j (the tile
-// mapping), over positions 0 .. start + t. Scores are scaled by 1/sqrt(D). Never materialises
-// more than a block of scores per query block, whatever T.
-void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const float* keys,
-                      const float* values, int64_t start, float* out, ThreadPool& pool,
-                      Isa isa = kernels::cpu::best_isa());
+// the H query heads of slot s of token t; kv: [start + T, H*D] post-RoPE rows of positions
+// 0 .. start+T-1. Query head j of every slot attends with KV head j (the tile mapping), over
+// positions 0 .. start + t. Scores are scaled by 1/sqrt(D). Never materialises more than a
+// block of scores per query block, whatever T. F16 rows are widened exactly as they are read.
+void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const KvRows& kv, int64_t start,
+                      float* out, ThreadPool& pool, Isa isa = kernels::cpu::best_isa());
+// The same on float32 rows.
+inline void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const float* keys,
+                             const float* values, int64_t start, float* out, ThreadPool& pool,
+                             Isa isa = kernels::cpu::best_isa()) {
+  causal_attention(q, T, k, H, D, KvRows{keys, values, DType::F32}, start, out, pool, isa);
+}
 
 }  // namespace jetmoe::ops

@@ -19,30 +19,28 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
   Routing routing = route(h, T, w.attn_router, k, pool);
 
   // Shared K/V, computed once per token: rows 0..HD-1 of kv_proj give K, the rest V (P8).
-  const float* kv = scratch_floats(scratch.kv, T * 2 * HD);
+  float* kv = scratch_floats(scratch.kv, T * 2 * HD);
   ops::matmul_xwT(h, d, T, w.kv_proj, scratch.kv.data(), 2 * HD, pool, matmul);
   // Queries of the expert chosen in each slot; the k * H query heads of a token are contiguous.
   float* q = scratch_floats(scratch.q, T * k * HD);
   expert_matmul(routing, h, d, /*per_assignment=*/false, w.attn_q, q, pool, matmul, scratch.experts);
 
-  // Per segment: K/V into its cache, RoPE at its own positions, attention over its own cache.
+  // Per segment: RoPE at its own positions, K/V into its cache (post-RoPE K, in the cache's
+  // type), attention over its own cache.
   float* heads = scratch_floats(scratch.heads, T * k * HD);
   int64_t first = 0;  // the segment's first row in the stack
   for (const AttentionSegment& s : segments) {
     const int64_t start = s.cache->length();
-    float* keys = s.cache->keys(layer);
-    float* values = s.cache->values(layer);
     for_row_ranges(pool, s.rows, (k + 3) * HD, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
-        const float* kv_row = kv + (first + t) * 2 * HD;
-        float* krow = keys + (start + t) * HD;
-        std::copy(kv_row, kv_row + HD, krow);
-        std::copy(kv_row + HD, kv_row + 2 * HD, values + (start + t) * HD);
-        ops::rope(rope, krow, H, D, start + t);  // cache holds post-RoPE K
+        float* kv_row = kv + (first + t) * 2 * HD;
+        ops::rope(rope, kv_row, H, D, start + t);
+        s.cache->store(layer, start + t, kv_row, kv_row + HD);
         ops::rope(rope, q + (first + t) * k * HD, k * H, D, start + t);
       }
     });
-    ops::causal_attention(q + first * k * HD, s.rows, k, H, D, keys, values, start, heads + first * k * HD, pool);
+    ops::causal_attention(q + first * k * HD, s.rows, k, H, D, s.cache->rows(layer), start, heads + first * k * HD,
+                          pool);
     first += s.rows;
   }
 
@@ -56,8 +54,8 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
   if (tape) {
     const KvCache& cache = *segments[0].cache;
     tape->queries = std::move(scratch.q);
-    tape->keys.assign(cache.keys(layer), cache.keys(layer) + T * HD);
-    tape->values.assign(cache.values(layer), cache.values(layer) + T * HD);
+    tape->keys.assign(cache.f32_keys(layer), cache.f32_keys(layer) + T * HD);
+    tape->values.assign(cache.f32_values(layer), cache.f32_values(layer) + T * HD);
     tape->heads = std::move(scratch.heads);
     tape->projected = std::move(scratch.projected);
   }

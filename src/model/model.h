@@ -67,7 +67,7 @@ class Model {
   // float rounding (the products' blocking depends on how many rows they get).
   void forward_batch(std::span<const SequenceChunk> chunks, FloatTensor& last_logits, ThreadPool& pool) const;
 
-  KvCache make_cache(int64_t capacity) const { return KvCache(config_, capacity); }
+  KvCache make_cache(int64_t capacity, DType type = DType::F32) const { return KvCache(config_, capacity, type); }
 
   // How the weight products of forward() treat activations (ops::Activations): fp32 by
   // default; BF16 runs prefill on bf16 dot products with HF's bf16 rounding.

@@ -289,8 +289,8 @@ class BatchedForwardBadInput : public ::testing::Test {
     std::vector<float> all = {float(cache.length())};
     for (int64_t l = 0; l < model_->config().num_layers; ++l) {
       const size_t n = size_t(cache.capacity() * cache.row_size());
-      all.insert(all.end(), cache.keys(l), cache.keys(l) + n);
-      all.insert(all.end(), cache.values(l), cache.values(l) + n);
+      all.insert(all.end(), cache.f32_keys(l), cache.f32_keys(l) + n);
+      all.insert(all.end(), cache.f32_values(l), cache.f32_values(l) + n);
     }
     return all;
   }

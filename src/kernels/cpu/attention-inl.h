@@ -4,35 +4,44 @@
 // row never materialises more than one key block of scores: memory is O(rows x block), not
 // O(T x T). Scores are Q·K^T as a register-tiled product against a transposed key block (or, for
 // the one or two rows of decoding, dot products straight from the cache); the output
-// accumulates P·V with the value rows read in place.
+// accumulates P·V with the value rows read in place. Float16 caches are widened as they are
+// read: keys while they are packed or dotted, a value block into float32 scratch before P·V.
 // Included by isa_<level>.cc inside its namespace and target pragma; no includes here.
 
+// Cache elements as float32 vectors: F32 rows in place, F16 rows (uint16_t bits) widened.
+inline V load_kv(const float* p) { return Simd::load(p); }
+inline V load_kv(const uint16_t* p) { return Simd::load_f16(p); }
+inline V load_kv_n(const float* p, int n) { return Simd::load_n(p, n); }
+inline V load_kv_n(const uint16_t* p, int n) { return Simd::load_f16_n(p, n); }
+
 // S[c] for c < kb: dot(q_row, key c) for `rows` rows, straight from the cache.
-inline void scores_by_dots(const AttentionBlock& b, int64_t kb0, int64_t kb, float* S, int64_t lds) {
+template <class KV>
+void scores_by_dots(const AttentionBlock& b, const KV* keys, int64_t kb0, int64_t kb, float* S, int64_t lds) {
   const int64_t D = b.head_dim;
   for (int64_t c = 0; c < kb; ++c) {
-    const float* key = b.keys + (kb0 + c) * b.kv_stride;
+    const KV* key = keys + (kb0 + c) * b.kv_stride;
     for (int64_t r = 0; r < b.rows; ++r) {
       const float* q = b.q + r * b.q_stride;
       V acc = Simd::zero();
       int64_t d = 0;
-      for (; d + N <= D; d += N) acc = Simd::fma(Simd::load(q + d), Simd::load(key + d), acc);
-      if (d < D) acc = Simd::fma(Simd::load_n(q + d, int(D - d)), Simd::load_n(key + d, int(D - d)), acc);
+      for (; d + N <= D; d += N) acc = Simd::fma(Simd::load(q + d), load_kv(key + d), acc);
+      if (d < D) acc = Simd::fma(Simd::load_n(q + d, int(D - d)), load_kv_n(key + d, int(D - d)), acc);
       S[r * lds + c] = Simd::reduce_add(acc);
     }
   }
 }
 
 // Kt[d * kAttentionKeyBlock + c] = key (kb0 + c)[d], zero for kb <= c < kb rounded up to N.
-inline void pack_keys_transposed(const AttentionBlock& b, int64_t kb0, int64_t kb, float* Kt) {
+template <class KV>
+void pack_keys_transposed(const AttentionBlock& b, const KV* keys, int64_t kb0, int64_t kb, float* Kt) {
   const int64_t D = b.head_dim;
   for (int64_t c0 = 0; c0 < kb; c0 += N) {
     for (int64_t d0 = 0; d0 < D; d0 += N) {
       const int n = int(std::min<int64_t>(N, D - d0));
       V r[N];
       for (int i = 0; i < N; ++i) {
-        const float* key = b.keys + (kb0 + c0 + i) * b.kv_stride + d0;
-        r[i] = c0 + i >= kb ? Simd::zero() : n == N ? Simd::load(key) : Simd::load_n(key, n);
+        const KV* key = keys + (kb0 + c0 + i) * b.kv_stride + d0;
+        r[i] = c0 + i >= kb ? Simd::zero() : n == N ? load_kv(key) : load_kv_n(key, n);
       }
       Simd::transpose(r);
       for (int i = 0; i < n; ++i) Simd::store(Kt + (d0 + i) * kAttentionKeyBlock + c0, r[i]);
@@ -85,7 +94,20 @@ inline void online_softmax_row(float* s, int64_t kb, int64_t valid, float scale,
   m = m_new;
 }
 
-void attention(const AttentionBlock& b, float* scratch) {
+// value rows [kb0, kb0 + kb) widened to float32 rows D apart.
+inline void widen_values(const AttentionBlock& b, const uint16_t* values, int64_t kb0, int64_t kb, float* out) {
+  const int64_t D = b.head_dim;
+  for (int64_t c = 0; c < kb; ++c) {
+    const uint16_t* v = values + (kb0 + c) * b.kv_stride;
+    float* o = out + c * D;
+    int64_t d = 0;
+    for (; d + N <= D; d += N) Simd::store(o + d, Simd::load_f16(v + d));
+    if (d < D) Simd::store_n(o + d, Simd::load_f16_n(v + d, int(D - d)), int(D - d));
+  }
+}
+
+template <class KV>
+void attention_rows(const AttentionBlock& b, float* scratch) {
   constexpr int64_t KB = kAttentionKeyBlock;
   static_assert(KB % kNr == 0, "score tiles read whole kNr-column slices of a key block");
   const int64_t R = b.rows, D = b.head_dim;
@@ -95,6 +117,9 @@ void attention(const AttentionBlock& b, float* scratch) {
   float* m = O + kAttentionMaxRows * d_pad; // [R] running max
   float* l = m + kAttentionMaxRows;         // [R] running sum
   float* Kt = l + kAttentionMaxRows;        // [D, KB] transposed key block
+  float* V_wide = Kt + d_pad * KB;          // [KB, D] value block in float32 (F16 caches)
+  const KV* keys = static_cast<const KV*>(b.keys);
+  const KV* values = static_cast<const KV*>(b.values);
   std::fill(O, O + R * d_pad, 0.0f);
   std::fill(m, m + R, -std::numeric_limits<float>::infinity());
   std::fill(l, l + R, 0.0f);
@@ -105,9 +130,9 @@ void attention(const AttentionBlock& b, float* scratch) {
   for (int64_t kb0 = 0; kb0 < n_max; kb0 += KB) {
     const int64_t kb = std::min(KB, n_max - kb0);
     if (by_dots) {
-      scores_by_dots(b, kb0, kb, S, KB);
+      scores_by_dots(b, keys, kb0, kb, S, KB);
     } else {
-      pack_keys_transposed(b, kb0, kb, Kt);
+      pack_keys_transposed(b, keys, kb0, kb, Kt);
       for (int64_t c0 = 0; c0 < kb; c0 += kNr)
         tile_rows<false>(R, D, b.q, b.q_stride, Kt + c0, KB, S + c0, KB, int(std::min<int64_t>(kNr, kb - c0)),
                          /*accumulate=*/false);
@@ -115,11 +140,18 @@ void attention(const AttentionBlock& b, float* scratch) {
     for (int64_t r = 0; r < R; ++r)
       online_softmax_row(S + r * KB, kb, std::clamp<int64_t>(b.n_keys[r] - kb0, 0, kb), b.scale, m[r], l[r],
                          O + r * d_pad, D);
-    const float* V_block = b.values + kb0 * b.kv_stride;
+    const float* V_block;
+    int64_t ldv;
+    if constexpr (std::is_same_v<KV, float>) {
+      V_block = values + kb0 * b.kv_stride, ldv = b.kv_stride;
+    } else {
+      widen_values(b, values, kb0, kb, V_wide);
+      V_block = V_wide, ldv = D;
+    }
     for (int64_t d0 = 0; d0 < D; d0 += kNr) {
       const int n = int(std::min<int64_t>(kNr, D - d0));
-      if (n == kNr) tile_rows<false>(R, kb, S, KB, V_block + d0, b.kv_stride, O + d0, d_pad, n, true);
-      else tile_rows<true>(R, kb, S, KB, V_block + d0, b.kv_stride, O + d0, d_pad, n, true);
+      if (n == kNr) tile_rows<false>(R, kb, S, KB, V_block + d0, ldv, O + d0, d_pad, n, true);
+      else tile_rows<true>(R, kb, S, KB, V_block + d0, ldv, O + d0, d_pad, n, true);
     }
   }
   for (int64_t r = 0; r < R; ++r) {
@@ -130,4 +162,9 @@ void attention(const AttentionBlock& b, float* scratch) {
     for (; d + N <= D; d += N) Simd::store(out + d, Simd::mul(Simd::load(o + d), inv));
     if (d < D) Simd::store_n(out + d, Simd::mul(Simd::load_n(o + d, int(D - d)), inv), int(D - d));
   }
+}
+
+void attention(const AttentionBlock& b, float* scratch) {
+  if (b.kv_type == DType::F16) attention_rows<uint16_t>(b, scratch);
+  else attention_rows<float>(b, scratch);
 }

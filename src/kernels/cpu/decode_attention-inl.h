@@ -10,7 +10,8 @@
 // includes here.
 
 // scale x dot(q head j, key head j) for heads g0 .. g0 + N - 1 (lanes past `heads` are zero).
-inline V head_scores(const float* q, const float* key, int64_t g0, int64_t heads, int64_t D, float scale) {
+template <class KV>
+V head_scores(const float* q, const KV* key, int64_t g0, int64_t heads, int64_t D, float scale) {
   const int count = int(std::min<int64_t>(N, heads - g0));
   const int64_t whole = D / N * N;
   V acc[N];
@@ -18,10 +19,10 @@ inline V head_scores(const float* q, const float* key, int64_t g0, int64_t heads
     V a = Simd::zero();
     if (i < count) {
       const float* qh = q + (g0 + i) * D;
-      const float* kh = key + (g0 + i) * D;
-      for (int64_t d = 0; d < whole; d += N) a = Simd::fma(Simd::load(qh + d), Simd::load(kh + d), a);
+      const KV* kh = key + (g0 + i) * D;
+      for (int64_t d = 0; d < whole; d += N) a = Simd::fma(Simd::load(qh + d), load_kv(kh + d), a);
       if (whole < D)
-        a = Simd::fma(Simd::load_n(qh + whole, int(D - whole)), Simd::load_n(kh + whole, int(D - whole)), a);
+        a = Simd::fma(Simd::load_n(qh + whole, int(D - whole)), load_kv_n(kh + whole, int(D - whole)), a);
     }
     acc[i] = a;
   }
@@ -39,15 +40,18 @@ inline void scale_output(float* o, int64_t D, float factor) {
   if (d < D) Simd::store_n(o + d, Simd::mul(Simd::load_n(o + d, int(D - d)), f), int(D - d));
 }
 
-void decode_attention(const DecodeAttentionBlock& b, float* scratch) {
+template <class KV>
+void decode_attention_rows(const DecodeAttentionBlock& b, float* scratch) {
   const int64_t R = b.rows, H = b.heads, D = b.head_dim, HD = H * D, Hp = decode_heads_padded(H);
   const auto [m, l, o] = decode_state(b.state, R, H);
   float* S = scratch;  // [R, kDecodeStep, Hp] scores, then exponentials
+  const KV* keys = static_cast<const KV*>(b.keys);
+  const KV* values = static_cast<const KV*>(b.values);
   const V minus_inf = Simd::set1(-std::numeric_limits<float>::infinity());
   for (int64_t p0 = b.key_begin; p0 < b.key_end; p0 += kDecodeStep) {
     const int64_t P = std::min(kDecodeStep, b.key_end - p0);
     for (int64_t c = 0; c < P; ++c) {
-      const float* key = b.keys + (p0 + c) * HD;
+      const KV* key = keys + (p0 + c) * HD;
       for (int64_t r = 0; r < R; ++r) {
         float* s = S + (r * kDecodeStep + c) * Hp;
         const bool visible = p0 + c < b.n_keys[r];
@@ -77,20 +81,25 @@ void decode_attention(const DecodeAttentionBlock& b, float* scratch) {
           if (factors[i] != 1.0f) scale_output(o + r * HD + (g0 + i) * D, D, factors[i]);
       }
     for (int64_t c = 0; c < P; ++c) {
-      const float* value = b.values + (p0 + c) * HD;
+      const KV* value = values + (p0 + c) * HD;
       for (int64_t j = 0; j < H; ++j) {
-        const float* v = value + j * D;
+        const KV* v = value + j * D;
         for (int64_t r = 0; r < R; ++r) {
           const V p = Simd::set1(S[(r * kDecodeStep + c) * Hp + j]);
           float* out = o + r * HD + j * D;
           int64_t d = 0;
-          for (; d + N <= D; d += N) Simd::store(out + d, Simd::fma(p, Simd::load(v + d), Simd::load(out + d)));
+          for (; d + N <= D; d += N) Simd::store(out + d, Simd::fma(p, load_kv(v + d), Simd::load(out + d)));
           if (d < D) {
             const int n = int(D - d);
-            Simd::store_n(out + d, Simd::fma(p, Simd::load_n(v + d, n), Simd::load_n(out + d, n)), n);
+            Simd::store_n(out + d, Simd::fma(p, load_kv_n(v + d, n), Simd::load_n(out + d, n)), n);
           }
         }
       }
     }
   }
+}
+
+void decode_attention(const DecodeAttentionBlock& b, float* scratch) {
+  if (b.kv_type == DType::F16) decode_attention_rows<uint16_t>(b, scratch);
+  else decode_attention_rows<float>(b, scratch);
 }

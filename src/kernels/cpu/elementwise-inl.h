@@ -121,6 +121,12 @@ void round_to_bf16(const float* src, uint16_t* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 
+void round_to_f16(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + N <= n; i += N) Simd::store_f16(dst + i, Simd::load(src + i));
+  if (i < n) Simd::store_f16_n(dst + i, Simd::load_n(src + i, int(n - i)), int(n - i));
+}
+
 // ---- probes ----
 
 // kMr x kNv independent multiply-add chains (as many as the GEMM tile keeps in flight).

@@ -12,6 +12,7 @@ KernelTable portable_kernel_table(Isa isa) {
       .pack_bf16_tokens = nullptr,
       .gemm_bf16dot = nullptr,
       .round_to_bf16 = round_to_bf16,
+      .round_to_f16 = round_to_f16,
       .quantize_row_q8 = quantize_row_q8<Q8>,
       .gemv_q8 = gemv_q8<Q8>,
       .gemm_q8 = gemm_q8_dots<Q8>,

@@ -53,8 +53,9 @@ struct QuantizedRowPointers {
 struct AttentionBlock {
   const float* q = nullptr;      // row r at q + r * q_stride, head_dim floats
   int64_t q_stride = 0;
-  const float* keys = nullptr;   // position p at keys + p * kv_stride (post-RoPE)
-  const float* values = nullptr; // position p at values + p * kv_stride
+  const void* keys = nullptr;    // position p at keys + p * kv_stride elements (post-RoPE)
+  const void* values = nullptr;  // position p at values + p * kv_stride elements
+  DType kv_type = DType::F32;    // of keys and values: F32 or F16
   int64_t kv_stride = 0;
   float* out = nullptr;          // row r at out + r * out_stride (assigned)
   int64_t out_stride = 0;
@@ -74,8 +75,9 @@ struct AttentionBlock {
 // unnormalised outputs o [rows, H * D]; output = o / l. Start from m = -inf, l = 0, o = 0.
 struct DecodeAttentionBlock {
   const float* q = nullptr;
-  const float* keys = nullptr;    // position p at keys + p * H * D (post-RoPE)
-  const float* values = nullptr;  // position p at values + p * H * D
+  const void* keys = nullptr;    // position p at keys + p * H * D elements (post-RoPE)
+  const void* values = nullptr;  // position p at values + p * H * D elements
+  DType kv_type = DType::F32;    // of keys and values: F32 or F16
   int64_t rows = 0, heads = 0, head_dim = 0;
   int64_t key_begin = 0, key_end = 0;
   const int64_t* n_keys = nullptr;
@@ -111,9 +113,11 @@ inline DecodeState decode_state(float* state, int64_t rows, int64_t heads) {
 // the rows, and the 12-row register tiles divide 96 rows evenly (32 left a tile of 8).
 constexpr int64_t kAttentionMaxRows = 96;
 constexpr int64_t kAttentionKeyBlock = 128;
+// Scores, outputs, running max and sum of the rows; the transposed key block; the value block
+// widened to float32 (F16 caches).
 inline int64_t attention_scratch_floats(int64_t head_dim) {
   const int64_t d_pad = (head_dim + 63) / 64 * 64;
-  return kAttentionMaxRows * (kAttentionKeyBlock + d_pad + 2) + d_pad * kAttentionKeyBlock;
+  return kAttentionMaxRows * (kAttentionKeyBlock + d_pad + 2) + 2 * d_pad * kAttentionKeyBlock;
 }
 
 // Tokens per packed panel of bf16 activations (gemm_bf16dot).
@@ -156,6 +160,8 @@ struct KernelTable {
   void (*gemm_bf16dot)(const float* x_panels, int64_t T, const WeightMatrix& W, int64_t o_begin, int64_t o_end,
                        float* y, int64_t ldy);
   void (*round_to_bf16)(const float* src, uint16_t* dst, int64_t n);
+  // n floats to f16, bit for bit f32_to_f16 (NaN aside: any quiet NaN): KV cache rows.
+  void (*round_to_f16)(const float* src, uint16_t* dst, int64_t n);
 
   // Products with Q8_0 / Q4_0 weights on 8-bit activations: quantize_row_q8 fills one row of a
   // QuantizedRows (n a multiple of kQuantBlock), bit for bit like kernels::quantize_row_q8; then

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <vector>
 
@@ -261,8 +262,8 @@ constexpr int64_t kDecodeRangesPerThread = 4;
 constexpr int64_t kDecodeMinPositions = 256;
 
 void decode_attention_in_ranges(const KernelTable& kt, const float* q, int64_t rows, int64_t H, int64_t D,
-                                const float* keys, const float* values, const std::vector<int64_t>& n_keys,
-                                float scale, float* out, ThreadPool& pool) {
+                                const KvRows& kv, const std::vector<int64_t>& n_keys, float scale, float* out,
+                                ThreadPool& pool) {
   const int64_t HD = H * D, Hp = kernels::cpu::decode_heads_padded(H);
   const int64_t n_min = *std::min_element(n_keys.begin(), n_keys.end());
   const int64_t n_max = *std::max_element(n_keys.begin(), n_keys.end());
@@ -279,7 +280,7 @@ void decode_attention_in_ranges(const KernelTable& kt, const float* q, int64_t r
     std::fill(parts.m, parts.l, -std::numeric_limits<float>::infinity());
     std::fill(parts.l, state + state_floats, 0.0f);  // l, then o
     kernels::cpu::DecodeAttentionBlock b;
-    b.q = q, b.keys = keys, b.values = values;
+    b.q = q, b.keys = kv.keys, b.values = kv.values, b.kv_type = kv.type;
     b.rows = rows, b.heads = H, b.head_dim = D;
     b.key_begin = range * n_min / ranges;
     b.key_end = range + 1 == ranges ? n_max : (range + 1) * n_min / ranges;
@@ -309,9 +310,20 @@ void decode_attention_in_ranges(const KernelTable& kt, const float* q, int64_t r
 
 }  // namespace
 
-void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const float* keys,
-                      const float* values, int64_t start, float* out, ThreadPool& pool, Isa isa) {
+void store_kv_row(const float* src, void* dst, DType type, int64_t n, Isa isa) {
+  if (type == DType::F32) {
+    std::copy(src, src + n, static_cast<float*>(dst));
+    return;
+  }
+  JM_CHECK(type == DType::F16, "KV cache rows are F32 or F16, got ", dtype_name(type));
+  kernels::cpu::checked_kernel_table(isa).round_to_f16(src, static_cast<uint16_t*>(dst), n);
+}
+
+void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const KvRows& kv, int64_t start,
+                      float* out, ThreadPool& pool, Isa isa) {
   using kernels::cpu::kAttentionMaxRows;
+  JM_CHECK(kv.type == DType::F32 || kv.type == DType::F16, "KV cache rows are F32 or F16, got ",
+           dtype_name(kv.type));
   const KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
   const int64_t HD = H * D, rows = T * k;
   if (rows == 0 || H == 0) return;
@@ -320,7 +332,7 @@ void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D
   for (int64_t a = 0; a < rows; ++a) n_keys[size_t(a)] = start + a / k + 1;
   const float scale = 1.0f / std::sqrt(float(D));
   if (rows <= kDecodeMaxRows) {
-    decode_attention_in_ranges(kt, q, rows, H, D, keys, values, n_keys, scale, out, pool);
+    decode_attention_in_ranges(kt, q, rows, H, D, kv, n_keys, scale, out, pool);
     return;
   }
   // Items: (KV head, block of query rows), the blocks with the most keys first so the queue
@@ -333,8 +345,10 @@ void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D
     kernels::cpu::AttentionBlock b;
     b.q = q + a0 * HD + j * D;
     b.q_stride = HD;
-    b.keys = keys + j * D;
-    b.values = values + j * D;
+    const size_t head_offset = size_t(j * D) * dtype_size(kv.type);
+    b.keys = static_cast<const std::byte*>(kv.keys) + head_offset;
+    b.values = static_cast<const std::byte*>(kv.values) + head_offset;
+    b.kv_type = kv.type;
     b.kv_stride = HD;
     b.out = out + a0 * HD + j * D;
     b.out_stride = HD;

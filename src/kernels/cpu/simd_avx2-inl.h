@@ -45,6 +45,15 @@ struct Simd {
   static V load_bf16_n(const uint16_t* p, int n) { return bf16_to_f32(load_half_n(p, n)); }
   static V load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static V load_f16_n(const uint16_t* p, int n) { return _mm256_cvtph_ps(load_half_n(p, n)); }
+  // Rounded to nearest even, like f32_to_f16 (NaN stays NaN, its payload aside).
+  static void store_f16(uint16_t* p, V v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  static void store_f16_n(uint16_t* p, V v, int n) {  // n < 8
+    alignas(16) uint16_t tmp[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    for (int i = 0; i < n; ++i) p[i] = tmp[i];
+  }
 
   // In-place transpose of an 8 x 8 block held as 8 row vectors.
   static void transpose(V r[N]) {

@@ -27,6 +27,10 @@ struct Simd {
   static V load_bf16_n(const uint16_t* p, int n) { return n > 0 ? bf16_to_f32(*p) : 0.0f; }
   static V load_f16(const uint16_t* p) { return f16_to_f32(*p); }
   static V load_f16_n(const uint16_t* p, int n) { return n > 0 ? f16_to_f32(*p) : 0.0f; }
+  static void store_f16(uint16_t* p, V v) { *p = f32_to_f16(v); }
+  static void store_f16_n(uint16_t* p, V v, int n) {
+    if (n > 0) *p = f32_to_f16(v);
+  }
   static void transpose(V*) {}
   static V exp(V x) { return std::exp(x); }
 };
