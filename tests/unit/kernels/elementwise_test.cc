@@ -1,8 +1,9 @@
-// The row kernels (RMSNorm, RoPE, SiLU-GLU, softmax, bias) of ops.h against their oracles in
+// The row kernels (RMSNorm, RoPE, SiLU-GLU, softmax, bias, KV cache rows) of ops.h against their oracles in
 // kernels/ref on every ISA level, over lengths with every kind of vector tail.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "kernels/ops.h"
@@ -126,6 +127,41 @@ TEST_P(ElementwiseTest, AddBias) {
       kernels::add_bias(want.data(), T, d, bv);
       expect_close(got, want, 0.0, 0.0, str_cat("add_bias d=", d));  // one rounding each: exact
     }
+}
+
+// F16 cache rows: bit for bit f32_to_f16 (round to nearest even) on values that test every
+// branch of the rounding: ties either way, the subnormal range, the overflow edge, signed zeros
+// and infinities; NaN stays NaN. F32 rows are copied.
+TEST_P(ElementwiseTest, StoreKvRow) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> special = {0.0f, -0.0f, 1.0f, -2.5f, inf, -inf, 65504.0f, 65519.0f, 65520.0f, -70000.0f,
+                                6.1e-5f, 5.96e-8f, 2.98e-8f, 2.99e-8f, 1e-9f, -3e-6f};
+  // 1 + (odd or even ulp) + exactly half an f16 ulp: the tie goes to the even neighbour.
+  for (uint32_t m : {0u, 1u, 2u, 3u}) {
+    uint32_t bits = 0x3f800000u | (m << 13) | (1u << 12);
+    float tie;
+    std::memcpy(&tie, &bits, 4);
+    special.push_back(tie);
+    special.push_back(-tie);
+  }
+  for (int64_t n : kLengths) {
+    std::vector<float> src = test::random_floats(size_t(n), uint32_t(n * 3), 4.0f);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = i % 3 == 0 ? special[(i / 3) % special.size()] : src[i];
+    std::vector<uint16_t> got(size_t(n) + 1, 0xabcd);  // one guard element past the row
+    ops::store_kv_row(src.data(), got.data(), DType::F16, n, GetParam());
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(got[size_t(i)], f32_to_f16(src[size_t(i)])) << "n=" << n << " at " << i << ": " << src[size_t(i)];
+    EXPECT_EQ(got[size_t(n)], 0xabcd) << "wrote past the row, n=" << n;
+
+    std::vector<float> copied(static_cast<size_t>(n));
+    ops::store_kv_row(src.data(), copied.data(), DType::F32, n, GetParam());
+    EXPECT_EQ(std::memcmp(copied.data(), src.data(), size_t(n) * 4), 0) << "n=" << n;
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  uint16_t h = 0;
+  ops::store_kv_row(&nan, &h, DType::F16, 1, GetParam());
+  EXPECT_TRUE(std::isnan(f16_to_f32(h)));
+  EXPECT_THROW(ops::store_kv_row(special.data(), &h, DType::BF16, 1, GetParam()), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryIsa, ElementwiseTest, testing::ValuesIn(kernels::cpu::runnable_isas()),
