@@ -8,10 +8,12 @@
 #include <immintrin.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/dtype.h"
@@ -207,35 +209,46 @@ void training_products(ThreadPool& pool, double bf16_peak) {
 }
 
 // Prefill attention of 512 tokens, top-2, over 16 KV heads of 64 (the mid model) and of 128
-// (JetMoE-8B), in GFLOP/s of its causal products (QK^T and PV) and as a share of the fp32 peak.
+// (JetMoE-8B), in GFLOP/s of its causal products (QK^T and PV) and as a share of the fp32 peak,
+// on an F32 and an F16 cache.
 void prefill_attention_rates(ThreadPool& pool, double fma_peak) {
-  for (const int64_t D : {64, 128}) {
-    const int64_t T = 512, k = 2, H = 16;
-    std::vector<float> q(size_t(T * k * H * D), 0.01f), kv(size_t(T * H * D), 0.02f), out(q.size());
-    const double s = best_seconds(3, [&] {
-      ops::causal_attention(q.data(), T, k, H, D, kv.data(), kv.data(), 0, out.data(), pool);
-    });
-    const double flops = 4.0 * double(k * H * D) * double(T) * double(T + 1) / 2.0 / s;
-    std::printf("attention T=%lld H=%lld D=%lld k=%lld  %.0f GFLOP/s (%.0f%% of the fp32 peak)\n", (long long)T,
-                (long long)H, (long long)D, (long long)k, flops / 1e9, 100.0 * flops / std::max(fma_peak, 1.0));
-  }
+  for (const DType type : {DType::F32, DType::F16})
+    for (const int64_t D : {64, 128}) {
+      const int64_t T = 512, k = 2, H = 16;
+      std::vector<float> q(size_t(T * k * H * D), 0.01f), out(q.size());
+      std::vector<std::byte> kv(size_t(T * H * D) * dtype_size(type));
+      std::vector<float> row(size_t(H * D), 0.02f);
+      for (int64_t p = 0; p < T; ++p) ops::store_kv_row(row.data(), kv.data() + size_t(p * H * D) * dtype_size(type), type, H * D);
+      const ops::KvRows rows{kv.data(), kv.data(), type};
+      const double s = best_seconds(3, [&] { ops::causal_attention(q.data(), T, k, H, D, rows, 0, out.data(), pool); });
+      const double flops = 4.0 * double(k * H * D) * double(T) * double(T + 1) / 2.0 / s;
+      std::printf("attention T=%lld H=%lld D=%lld k=%lld kv %s  %.0f GFLOP/s (%.0f%% of the fp32 peak)\n", (long long)T,
+                  (long long)H, (long long)D, (long long)k, std::string(dtype_name(type)).c_str(), flops / 1e9,
+                  100.0 * flops / std::max(fma_peak, 1.0));
+    }
   // Decoding one token (top-2) over a cache of 4096 positions per layer, 8 layers' caches in turn
-  // so that they come from DRAM: GB/s of K and V read.
-  for (const int64_t D : {64, 128}) {
-    const int64_t positions = 4096, k = 2, H = 16, layers = 8;
-    std::vector<float> q(size_t(k * H * D), 0.01f), out(q.size());
-    std::vector<float> keys(size_t(layers * positions * H * D), 0.02f), values(keys.size(), 0.03f);
-    int64_t layer = 0;
-    const double s = best_seconds(5, [&] {
-      for (int64_t i = 0; i < layers; ++i, layer = (layer + 1) % layers) {
-        const int64_t at = layer * positions * H * D;
-        ops::causal_attention(q.data(), 1, k, H, D, keys.data() + at, values.data() + at, positions - 1, out.data(),
-                              pool);
+  // so that they come from DRAM: GB/s of K and V read, and positions per microsecond.
+  for (const DType type : {DType::F32, DType::F16})
+    for (const int64_t D : {64, 128}) {
+      const int64_t positions = 4096, k = 2, H = 16, layers = 8;
+      const size_t layer_bytes = size_t(positions * H * D) * dtype_size(type);
+      std::vector<float> q(size_t(k * H * D), 0.01f), out(q.size()), row(size_t(H * D), 0.02f);
+      std::vector<std::byte> keys(size_t(layers) * layer_bytes), values(keys.size());
+      for (int64_t p = 0; p < layers * positions; ++p) {
+        ops::store_kv_row(row.data(), keys.data() + size_t(p * H * D) * dtype_size(type), type, H * D);
+        ops::store_kv_row(row.data(), values.data() + size_t(p * H * D) * dtype_size(type), type, H * D);
       }
-    });
-    std::printf("decode attention %lld positions H=%lld D=%lld k=%lld  %.1f GB/s of K and V\n", (long long)positions,
-                (long long)H, (long long)D, (long long)k, double(layers * 2 * positions * H * D * 4) / s / 1e9);
-  }
+      int64_t layer = 0;
+      const double s = best_seconds(5, [&] {
+        for (int64_t i = 0; i < layers; ++i, layer = (layer + 1) % layers) {
+          const ops::KvRows rows{keys.data() + layer * layer_bytes, values.data() + layer * layer_bytes, type};
+          ops::causal_attention(q.data(), 1, k, H, D, rows, positions - 1, out.data(), pool);
+        }
+      });
+      std::printf("decode attention %lld positions H=%lld D=%lld k=%lld kv %s  %.1f GB/s of K and V, %.1f positions/us\n",
+                  (long long)positions, (long long)H, (long long)D, (long long)k, std::string(dtype_name(type)).c_str(),
+                  double(layers * 2 * layer_bytes) / s / 1e9, double(layers * positions) / s / 1e6);
+    }
 }
 
 // The attention backward of one sequence of a MoA layer: H KV heads of D, k query rows per
