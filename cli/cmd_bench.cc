@@ -80,6 +80,7 @@ Command add_bench_command(CLI::App& parent) {
       ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::IsMember({"f32", "bf16"}));
+  add_cache_types_flag(*app, o.cache_types);
   app->add_option("--seed", o.seed, "Seed of the random token ids")->capture_default_str();
   app->add_option("--bandwidth-mib", flags->bandwidth_mib,
                   "Buffer read to measure memory bandwidth, MiB (well beyond the last-level cache)")

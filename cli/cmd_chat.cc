@@ -27,6 +27,7 @@ struct ChatFlags {
   int threads = 1;
   bool bf16_prefill = false;
   int64_t ctx_size = 0;
+  DType cache_type = DType::F32;
   bool verbose = false;
 };
 
@@ -40,7 +41,10 @@ void run_chat(const ChatFlags& flags) {
   model->set_matmul_options(matmul_options(flags.bf16_prefill));
   ThreadPool pool(flags.threads);
   // The session keeps the conversation's KV cache: each turn only evaluates what is new.
-  ModelSession session(*model, pool, flags.ctx_size);
+  ModelSession session(*model, pool, flags.ctx_size, flags.cache_type);
+  if (flags.verbose)
+    std::fprintf(stderr, "[KV cache: %lld positions, %s]\n", (long long)session.context_size(),
+                 std::string(kv_cache_type_name(session.cache_type())).c_str());
   Sampler sampler(params);
   GenerationOptions options;
   options.max_new_tokens = flags.max_new_tokens;
@@ -117,6 +121,7 @@ Command add_chat_command(CLI::App& parent) {
   add_threads_flag(*app, flags->threads);
   add_bf16_prefill_flag(*app, flags->bf16_prefill);
   app->add_option("-c,--ctx-size", flags->ctx_size, "KV cache size in tokens (default: max_position_embeddings)");
+  add_cache_type_flag(*app, flags->cache_type);
   app->add_flag("-v,--verbose", flags->verbose, "Print token counts and speed after each reply (stderr)");
   return {app, [flags] { run_chat(*flags); }};
 }

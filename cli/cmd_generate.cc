@@ -28,18 +28,20 @@ struct GenerateFlags {
   int threads = 1;
   bool bf16_prefill = false;
   int64_t ctx_size = 0;
+  DType cache_type = DType::F32;
   bool no_bos = false;
   bool ignore_eos = false;
   bool no_display_prompt = false;
 };
 
-void print_timings(const GenerationResult& r) {
+void print_timings(const GenerationResult& r, DType cache_type) {
   std::fprintf(stderr,
                "prompt: %lld tokens (%lld reused) in %.1f ms, %.1f tokens/s | generated: %lld tokens in "
-               "%.1f ms, %.1f tokens/s | finish: %s\n",
+               "%.1f ms, %.1f tokens/s | finish: %s | KV cache %s\n",
                (long long)r.prompt_tokens, (long long)r.reused_prompt_tokens, r.prompt_seconds * 1e3,
                r.prompt_tokens_per_second(), (long long)r.generated_tokens(), r.generation_seconds * 1e3,
-               r.generation_tokens_per_second(), finish_reason_name(r.finish_reason));
+               r.generation_tokens_per_second(), finish_reason_name(r.finish_reason),
+               std::string(kv_cache_type_name(cache_type)).c_str());
 }
 
 void run_generate(const GenerateFlags& flags) {
@@ -71,7 +73,7 @@ void run_generate(const GenerateFlags& flags) {
   if (context <= 0 && flags.max_new_tokens >= 0) context = int64_t(prompt.size()) + flags.max_new_tokens;
 
   ThreadPool pool(flags.threads);
-  ModelSession session(*model, pool, context);
+  ModelSession session(*model, pool, context, flags.cache_type);
   Sampler sampler(params);
   GenerationOptions options;
   options.max_new_tokens = flags.max_new_tokens;
@@ -103,7 +105,7 @@ void run_generate(const GenerateFlags& flags) {
   if (stream_text) std::fputs("\n", stdout);
   else std::printf("%s\n", format_id_list(result.tokens).c_str());
   std::fflush(stdout);
-  print_timings(result);
+  print_timings(result, session.cache_type());
 }
 
 }  // namespace
@@ -127,6 +129,7 @@ Command add_generate_command(CLI::App& parent) {
   add_bf16_prefill_flag(*app, flags->bf16_prefill);
   app->add_option("-c,--ctx-size", flags->ctx_size,
                   "KV cache size in tokens (default: prompt + max tokens, at most max_position_embeddings)");
+  add_cache_type_flag(*app, flags->cache_type);
   app->add_flag("--no-bos", flags->no_bos, "Do not put BOS before the prompt text");
   app->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating after the end-of-sequence token");
   app->add_flag("--no-display-prompt", flags->no_display_prompt, "Print only the generated text, not the prompt first");

@@ -24,6 +24,7 @@ struct PerplexityFlags {
   std::string text_file;
   int64_t context = 0;
   int64_t stride = 0;
+  DType cache_type = DType::F32;
   int threads = 1;
   bool bf16_prefill = false;
   bool no_bos = false;
@@ -53,15 +54,17 @@ void print_result(const PerplexityResult& r, bool json) {
                                 {"windows", r.windows},
                                 {"context", r.context},
                                 {"stride", r.stride},
+                                {"cache_type", std::string(kv_cache_type_name(r.cache_type))},
                                 {"seconds", r.seconds},
                                 {"tokens_per_second", r.tokens_per_second()}};
     std::cout << out.dump() << "\n";
     return;
   }
   std::printf("perplexity %.4f | mean NLL %.6f nats/token | %lld tokens scored of %lld, %lld window(s) of %lld "
-              "(stride %lld) | %.1f tokens/s\n",
+              "(stride %lld) | %s KV cache | %.1f tokens/s\n",
               r.perplexity, r.mean_nll, (long long)r.tokens_scored, (long long)r.tokens, (long long)r.windows,
-              (long long)r.context, (long long)r.stride, r.tokens_per_second());
+              (long long)r.context, (long long)r.stride, std::string(kv_cache_type_name(r.cache_type)).c_str(),
+              r.tokens_per_second());
 }
 
 void run_perplexity(const PerplexityFlags& flags) {
@@ -80,7 +83,7 @@ void run_perplexity(const PerplexityFlags& flags) {
   const int64_t max_context = model->config().max_position_embeddings;
   if (flags.context > max_context)
     fail("--ctx ", flags.context, " exceeds the model's max_position_embeddings (", max_context, ")");
-  PerplexityOptions options{flags.context, flags.stride};
+  PerplexityOptions options{flags.context, flags.stride, flags.cache_type};
   const int64_t context = flags.context > 0 ? flags.context : std::min<int64_t>(512, max_context);
   if (flags.stride > context) fail("--stride ", flags.stride, " exceeds the window length --ctx ", context);
 
@@ -112,6 +115,7 @@ Command add_perplexity_command(CLI::App& parent) {
                   "Tokens between window starts (default: --ctx, no overlap); below --ctx, each window after "
                   "the first scores only its last tokens that no earlier window scored (the Hugging Face recipe)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  add_cache_type_flag(*app, flags->cache_type);
   add_threads_flag(*app, flags->threads);
   add_bf16_prefill_flag(*app, flags->bf16_prefill);
   app->add_flag("--no-bos", flags->no_bos, "Do not put BOS before the text");

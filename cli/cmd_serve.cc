@@ -60,6 +60,7 @@ Command add_serve_command(CLI::App& parent) {
       ->capture_default_str()->check(CLI::Range(1, 256))->envname("JETMOE_PARALLEL");
   app->add_option("-c,--ctx-size", o->ctx_size, "KV cache positions per slot; 0 = max_position_embeddings")
       ->capture_default_str()->check(CLI::NonNegativeNumber)->envname("JETMOE_CTX_SIZE");
+  add_cache_type_flag(*app, o->cache_type)->envname("JETMOE_CACHE_TYPE");
   app->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' (all routes but / and /health)")
       ->envname("JETMOE_API_KEY");
   app->add_option("--alias", o->model_alias, "Model id clients use (default: the model directory's name)")

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "formats/model_files.h"
+#include "model/kv_cache.h"
 #include "runtime/id_list.h"
 
 namespace jetmoe::cli {
@@ -41,6 +42,70 @@ void add_bf16_prefill_flag(CLI::App& app, bool& enabled) {
 
 ops::MatmulOptions matmul_options(bool bf16_prefill) {
   return {.activations = bf16_prefill ? ops::Activations::BF16 : ops::Activations::F32};
+}
+
+namespace {
+
+constexpr const char* kCacheTypeHelp =
+    "KV cache element type (also -ctk, as in llama.cpp): f32 (exact) or f16 (half the memory and the bytes "
+    "decoding reads per cached position; K and V rounded to f16)";
+
+CLI::Validator cache_type_validator() {
+  return CLI::Validator(
+      [](std::string& name) -> std::string {
+        DType type;
+        if (parse_kv_cache_type(name, &type)) return {};
+        return "'" + name + "' is not a KV cache type; accepted: f32, f16";  // CLI11 puts the flag first
+      },
+      "f32|f16");
+}
+
+DType cache_type_of(const std::string& name) {
+  DType type = DType::F32;
+  JM_CHECK(parse_kv_cache_type(name, &type), "unvalidated cache type ", name);
+  return type;
+}
+
+}  // namespace
+
+CLI::Option* add_cache_type_flag(CLI::App& app, DType& type) {
+  return app
+      .add_option_function<std::string>(
+          "--cache-type", [&type](const std::string& name) { type = cache_type_of(name); }, kCacheTypeHelp)
+      ->check(cache_type_validator())
+      ->type_name("TYPE")
+      ->default_str(std::string(kv_cache_type_name(type)));
+}
+
+CLI::Option* add_cache_types_flag(CLI::App& app, std::vector<DType>& types) {
+  std::string defaults;
+  for (const DType type : types) defaults += (defaults.empty() ? "" : ",") + std::string(kv_cache_type_name(type));
+  return app
+      .add_option_function<std::vector<std::string>>(
+          "--cache-type",
+          [&types](const std::vector<std::string>& names) {
+            types.clear();
+            for (const std::string& name : names) types.push_back(cache_type_of(name));
+          },
+          std::string(kCacheTypeHelp) + ", comma-separated")
+      ->delimiter(',')
+      ->check(cache_type_validator())
+      ->type_name("TYPE")
+      ->default_str(defaults);
+}
+
+std::vector<std::string> spell_out_cache_type_alias(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  if (argc < 2) return args;
+  const CLI::App* command = nullptr;
+  for (const CLI::App* sub : app.get_subcommands({}))
+    if (sub->get_name() == args[1]) command = sub;
+  if (command == nullptr || command->get_option_no_throw("--cache-type") == nullptr) return args;
+  for (size_t i = 2; i < args.size() && args[i] != "--"; ++i) {
+    if (args[i] == "-ctk") args[i] = "--cache-type";
+    else if (args[i].rfind("-ctk=", 0) == 0) args[i] = "--cache-type=" + args[i].substr(5);
+  }
+  return args;
 }
 
 void add_sampling_flags(CLI::App& app, SamplingFlags& flags) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/ops.h"
 #include "runtime/sampler.h"
 
@@ -48,6 +49,16 @@ void add_threads_flag(CLI::App& app, int& threads);
 void add_bf16_prefill_flag(CLI::App& app, bool& enabled);
 // The matmul options that flag selects.
 ops::MatmulOptions matmul_options(bool bf16_prefill);
+
+// -ctk/--cache-type TYPE: the KV cache's element type, f32 (the default: exact) or f16 (half the
+// memory, and half the bytes decoding reads per cached position). Another value is a usage error
+// (exit 2) naming the flag and the accepted values.
+CLI::Option* add_cache_type_flag(CLI::App& app, DType& type);
+// The same flag taking a comma-separated list (bench: one set of runs per type).
+CLI::Option* add_cache_types_flag(CLI::App& app, std::vector<DType>& types);
+// CLI11 takes one-letter short flags only, and would read llama.cpp's "-ctk f16" as "-c tk";
+// argv with "-ctk" spelled "--cache-type" where the command (argv[1]) has that flag.
+std::vector<std::string> spell_out_cache_type_alias(const CLI::App& app, int argc, char** argv);
 
 // Sampling flags; the seed is optional (random when absent, and then printed).
 struct SamplingFlags {

@@ -47,8 +47,11 @@ int main(int argc, char** argv) {
   if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
     return usage_error(CLI::ValidationError("unknown command '" + std::string(argv[1]) + "'"));
   }
+  std::vector<std::string> args = spell_out_cache_type_alias(app, argc, argv);  // "-ctk" (common.h)
+  std::vector<char*> arg_pointers;
+  for (std::string& arg : args) arg_pointers.push_back(arg.data());
   try {
-    app.parse(argc, argv);
+    app.parse(int(arg_pointers.size()), arg_pointers.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -19,6 +19,16 @@ bool parse_kv_cache_type(std::string_view name, DType* out) {
   return true;
 }
 
+std::string_view kv_cache_type_name(DType type) {
+  JM_CHECK(is_kv_cache_type(type), "not a KV cache type: ", dtype_name(type));
+  return type == DType::F16 ? "f16" : "f32";
+}
+
+size_t kv_cache_bytes_per_position(const JetMoeConfig& config, DType type) {
+  JM_CHECK(is_kv_cache_type(type), "not a KV cache type: ", dtype_name(type));
+  return size_t(2 * config.num_layers * config.kv_proj_size()) * dtype_size(type);
+}
+
 KvCache::KvCache(const JetMoeConfig& config, int64_t capacity, DType type)
     : capacity_(capacity), row_size_(config.kv_proj_size()), type_(type) {
   if (capacity <= 0) fail("KV cache capacity must be positive, got ", capacity);

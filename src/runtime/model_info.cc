@@ -22,7 +22,8 @@ ModelInfo inspect_model(const std::string& dir) {
     info.weight_bytes_by_dtype[dtype] += view.nbytes();
     info.tensors_by_dtype[dtype] += 1;
   }
-  info.kv_cache_bytes_per_token = KvCache(info.config, 1).bytes();
+  info.kv_cache_bytes_per_token = kv_cache_bytes_per_position(info.config, DType::F32);
+  info.kv_cache_bytes_per_token_f16 = kv_cache_bytes_per_position(info.config, DType::F16);
   return info;
 }
 
@@ -80,9 +81,13 @@ std::string format_model_info(const ModelInfo& info) {
     line("weights " + dtype, num(bytes) + " bytes (" + human_bytes(double(bytes)) + ", " +
                                  num(info.tensors_by_dtype.at(dtype)) + " tensors)");
   line("KV cache per token", num(info.kv_cache_bytes_per_token) + " bytes (" +
-                                 human_bytes(double(info.kv_cache_bytes_per_token)) + ", float32)");
-  line("KV cache, full context", human_bytes(double(info.kv_cache_bytes_per_token) *
-                                             double(c.max_position_embeddings)));
+                                 human_bytes(double(info.kv_cache_bytes_per_token)) + ", float32), " +
+                                 num(info.kv_cache_bytes_per_token_f16) + " bytes (" +
+                                 human_bytes(double(info.kv_cache_bytes_per_token_f16)) + ", float16)");
+  const double positions = double(c.max_position_embeddings);
+  line("KV cache, full context", human_bytes(double(info.kv_cache_bytes_per_token) * positions) + " (float32), " +
+                                     human_bytes(double(info.kv_cache_bytes_per_token_f16) * positions) +
+                                     " (float16)");
   return out;
 }
 
@@ -98,6 +103,7 @@ std::string model_info_json(const ModelInfo& info) {
                       {"active_non_embedding", info.params.active_non_embedding}}},
       {"weight_bytes", weights},
       {"kv_cache_bytes_per_token", info.kv_cache_bytes_per_token},
+      {"kv_cache_bytes_per_token_f16", info.kv_cache_bytes_per_token_f16},
   };
   return out.dump(2) + "\n";
 }

@@ -19,6 +19,7 @@ struct ModelInfo {
   std::map<std::string, size_t> weight_bytes_by_dtype;  // "BF16" -> bytes
   std::map<std::string, int64_t> tensors_by_dtype;
   size_t kv_cache_bytes_per_token = 0;  // float32 K and V of the shared KV heads, all layers
+  size_t kv_cache_bytes_per_token_f16 = 0;  // the same in a float16 cache (--cache-type f16)
 };
 
 ModelInfo inspect_model(const std::string& dir);

@@ -11,8 +11,8 @@ static int64_t clamp_context(const JetMoeConfig& config, int64_t requested) {
   return std::min(requested, config.max_position_embeddings);
 }
 
-ModelSession::ModelSession(const Model& model, ThreadPool& pool, int64_t context_size)
-    : model_(model), pool_(pool), cache_(model.make_cache(clamp_context(model.config(), context_size))) {}
+ModelSession::ModelSession(const Model& model, ThreadPool& pool, int64_t context_size, DType cache_type)
+    : model_(model), pool_(pool), cache_(model.make_cache(clamp_context(model.config(), context_size), cache_type)) {}
 
 void ModelSession::reset() {
   cache_.clear();

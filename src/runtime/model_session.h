@@ -17,11 +17,13 @@ namespace jetmoe {
 
 class ModelSession final : public LogitsSource {
  public:
-  // context_size <= 0 or beyond the model's max_position_embeddings is clamped to the latter.
-  ModelSession(const Model& model, ThreadPool& pool, int64_t context_size = 0);
+  // context_size <= 0 or beyond the model's max_position_embeddings is clamped to the latter;
+  // cache_type is the KV cache's element type (is_kv_cache_type: F32 or F16).
+  ModelSession(const Model& model, ThreadPool& pool, int64_t context_size = 0, DType cache_type = DType::F32);
 
   int64_t vocab_size() const override { return model_.config().vocab_size; }
   int64_t context_size() const override { return cache_.capacity(); }
+  DType cache_type() const { return cache_.type(); }
   std::span<const float> start(std::span<const int32_t> prompt) override;
   std::span<const float> append(int32_t token) override;
   int64_t reused_prompt_tokens() const override { return reused_; }

@@ -54,7 +54,8 @@ PerplexityResult compute_perplexity(const Model& model, std::span<const int32_t>
   const std::vector<PerplexityWindow> windows = perplexity_windows(n, context, stride);
   result.windows = int64_t(windows.size());
 
-  KvCache cache = model.make_cache(context);
+  KvCache cache = model.make_cache(context, options.cache_type);
+  result.cache_type = cache.type();
   FloatTensor logits;
   std::vector<int64_t> targets;
   PerplexityProgress progress;

@@ -31,6 +31,7 @@ std::vector<PerplexityWindow> perplexity_windows(int64_t n_tokens, int64_t conte
 struct PerplexityOptions {
   int64_t context = 0;  // tokens per window; <= 0: min(512, max_position_embeddings)
   int64_t stride = 0;   // <= 0: context (no overlap)
+  DType cache_type = DType::F32;  // of the KV cache the windows attend over: F32 or F16
 };
 
 // Running totals after each window, for progress reports.
@@ -44,6 +45,7 @@ struct PerplexityProgress {
 struct PerplexityResult {
   int64_t tokens = 0;  // length of the input
   int64_t context = 0, stride = 0;
+  DType cache_type = DType::F32;  // of the cache the windows ran on
   int64_t windows = 0;
   int64_t tokens_scored = 0;
   int64_t tokens_evaluated = 0;  // forwarded tokens, overlaps counted again

@@ -35,7 +35,7 @@ Engine::Engine(const Model& model, const Tokenizer& tokenizer, ThreadPool& pool,
       context_size_(clamp_context(model.config(), options.context_size)) {
   JM_CHECK(options.parallel >= 1 && options.prefill_chunk >= 1 && options.max_queue >= 0);
   for (int i = 0; i < options.parallel; ++i)
-    slots_.push_back(std::make_unique<Slot>(model, tokenizer, context_size_, metrics));
+    slots_.push_back(std::make_unique<Slot>(model, tokenizer, context_size_, options.cache_type, metrics));
   publish_gauges();
 }
 
@@ -215,6 +215,7 @@ void Engine::publish_gauges() {
     g.requests_running += slot->busy() ? 1 : 0;
     g.kv_cache_used_tokens += slot->used_positions();
     g.kv_cache_capacity_tokens += slot->context_size();
+    g.kv_cache_bytes += int64_t(slot->cache_bytes());
   }
   {
     std::lock_guard lock(mutex_);

@@ -40,6 +40,7 @@ struct EngineStats {
 struct EngineOptions {
   int parallel = 1;
   int64_t context_size = 0;  // per slot; <= 0 or beyond max_position_embeddings: the latter
+  DType cache_type = DType::F32;  // of every slot's KV cache: F32 or F16
   int max_queue = 64;        // jobs waiting for a slot
   int prefill_chunk = 128;
 };

@@ -79,6 +79,8 @@ std::string Metrics::prometheus_text() const {
          gauges_.kv_cache_used_tokens);
   single(out, "jetmoe_kv_cache_capacity_tokens", "gauge", "KV cache positions over all slots.",
          gauges_.kv_cache_capacity_tokens);
+  single(out, "jetmoe_kv_cache_bytes", "gauge", "Memory of the KV caches of all slots (their whole capacity).",
+         gauges_.kv_cache_bytes);
   single(out, "jetmoe_kv_cache_usage_ratio", "gauge", "Used over capacity.",
          gauges_.kv_cache_capacity_tokens > 0
              ? double(gauges_.kv_cache_used_tokens) / double(gauges_.kv_cache_capacity_tokens)

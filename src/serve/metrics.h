@@ -15,6 +15,7 @@ struct EngineGauges {
   int64_t kv_cache_used_tokens = 0;      // positions held by all slots' caches
   int64_t kv_cache_capacity_tokens = 0;  // slots x context size
   int64_t slots = 0;
+  int64_t kv_cache_bytes = 0;            // memory of all slots' caches, in their element type
 };
 
 class Metrics {

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "formats/model_files.h"
+#include "model/kv_cache.h"
 #include "model/model.h"
 #include "serve/api_server.h"
 #include "serve/engine.h"
@@ -65,6 +66,7 @@ void run_server(const ServerOptions& options, const ShutdownRequest& shutdown) {
   EngineOptions engine_options;
   engine_options.parallel = options.parallel;
   engine_options.context_size = options.ctx_size;
+  engine_options.cache_type = options.cache_type;
   engine_options.max_queue = options.max_queue;
   engine_options.prefill_chunk = options.prefill_chunk;
   Engine engine(*model, *tokenizer, pool, engine_options, metrics);
@@ -80,8 +82,9 @@ void run_server(const ServerOptions& options, const ShutdownRequest& shutdown) {
   } stop_in_order{engine, api};
   engine.start();
   api.set_backend({model.get(), &*tokenizer, &engine, model_id_for(options), engine.context_size()});
-  std::fprintf(stderr, "serve: ready: model '%s', %d slots of %lld positions\n", model_id_for(options).c_str(),
-               options.parallel, static_cast<long long>(engine.context_size()));
+  std::fprintf(stderr, "serve: ready: model '%s', %d slots of %lld positions (%s KV cache)\n",
+               model_id_for(options).c_str(), options.parallel, static_cast<long long>(engine.context_size()),
+               std::string(kv_cache_type_name(options.cache_type)).c_str());
 
   // Every wait is bounded; the loop ends when a shutdown is requested.
   while (!shutdown.wait_for(std::chrono::milliseconds(500))) {

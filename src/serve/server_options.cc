@@ -1,6 +1,7 @@
 #include "serve/server_options.h"
 
 #include "core/error.h"
+#include "model/kv_cache.h"
 
 namespace jetmoe::serve {
 
@@ -9,6 +10,7 @@ void validate_server_options(const ServerOptions& o) {
   if (o.port < 0 || o.port > 65535) fail("--port must be in [0, 65535], got ", o.port);
   if (o.parallel < 1 || o.parallel > 256) fail("--parallel must be in [1, 256], got ", o.parallel);
   if (o.ctx_size < 0) fail("--ctx-size must be >= 0 (0 = the model's max_position_embeddings), got ", o.ctx_size);
+  if (!is_kv_cache_type(o.cache_type)) fail("--cache-type must be f32 or f16, got ", dtype_name(o.cache_type));
   if (o.threads < 1) fail("--threads must be >= 1, got ", o.threads);
   if (o.http_threads < 0 || o.http_threads > 4096) fail("--http-threads must be in [0, 4096], got ", o.http_threads);
   if (o.max_body_bytes < 1024) fail("--max-body-bytes must be at least 1024, got ", o.max_body_bytes);

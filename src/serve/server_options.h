@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/dtype.h"
+
 namespace jetmoe::serve {
 
 struct ServerOptions {
@@ -13,6 +15,7 @@ struct ServerOptions {
   int port = 8080;           // 0 = any free port (the chosen one is logged)
   int parallel = 4;          // slots: sequences decoded together
   int64_t ctx_size = 0;      // KV cache positions per slot; 0 = max_position_embeddings
+  DType cache_type = DType::F32;  // every slot's KV cache element type: F32 or F16
   int threads = 1;           // compute threads of the forward pass
   bool bf16_prefill = false; // prompt products with BF16 weights on bf16 dot products
   int http_threads = 0;      // connections served at once; 0 = parallel + max_queue + 4

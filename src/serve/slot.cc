@@ -7,11 +7,11 @@
 
 namespace jetmoe::serve {
 
-Slot::Slot(const Model& model, const Tokenizer& tokenizer, int64_t context_size, Metrics& metrics)
+Slot::Slot(const Model& model, const Tokenizer& tokenizer, int64_t context_size, DType cache_type, Metrics& metrics)
     : tokenizer_(tokenizer),
       eos_id_(int32_t(model.config().eos_token_id)),
       metrics_(metrics),
-      cache_(model.make_cache(context_size)) {}
+      cache_(model.make_cache(context_size, cache_type)) {}
 
 size_t Slot::reusable_prefix(std::span<const int32_t> prompt) const {
   if (prompt.empty()) return 0;

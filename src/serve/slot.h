@@ -26,12 +26,14 @@ namespace jetmoe::serve {
 
 class Slot {
  public:
-  Slot(const Model& model, const Tokenizer& tokenizer, int64_t context_size, Metrics& metrics);
+  // The KV cache holds context_size positions of cache_type (F32 or F16).
+  Slot(const Model& model, const Tokenizer& tokenizer, int64_t context_size, DType cache_type, Metrics& metrics);
 
   bool busy() const { return job_ != nullptr; }
   const Job* job() const { return job_.get(); }
   int64_t context_size() const { return cache_.capacity(); }
   int64_t used_positions() const { return cache_.length(); }
+  size_t cache_bytes() const { return cache_.bytes(); }
   bool prefilling() const { return busy() && prompt_done_ < job_->spec().prompt.size(); }
 
   // How many leading tokens of `prompt` the cache already holds, leaving at least the last

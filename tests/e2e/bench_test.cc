@@ -1,13 +1,14 @@
 // `jetmoe bench` as a black box on a tiny random model: the tables and the JSON carry every
 // requested test with positive speeds, bounds and fractions; the training-step test (--train-batch)
 // also carries finite losses and rejects a sequence longer than the model's positions; --depth names
-// its tests and counts against the positions. (What the speeds are is not tested:
-// benchmarks are measured, never asserted.)
+// its tests and counts against the positions; --cache-type f16 halves the K/V bytes of the tg bound.
+// (What the speeds are is not tested: benchmarks are measured, never asserted.)
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
@@ -109,6 +110,34 @@ TEST_F(BenchCli, DepthStartsEveryTestAfterCachedPositions) {
   EXPECT_TRUE(contains(bad.err, "max_position_embeddings 64")) << bad.err;
   bad = run_cli({"bench", "-m", model_, "-d", "-1"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
+TEST_F(BenchCli, AnF16CacheHalvesTheKvBytesOfTheTgBound) {
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "1", "-p", "4", "-n", "3", "-d", "40", "-r", "1",
+                               "--cache-type", "f32,f16", "--bandwidth-mib", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j.at("results").size(), 4u);  // (pp, tg) per cache type
+  std::map<std::string, json> rows;
+  for (const json& row : j.at("results"))
+    rows[row.at("cache_type").get<std::string>() + " " + row.at("test").get<std::string>()] = row;
+  ASSERT_EQ(rows.size(), 4u) << j.dump();
+  const json& tg32 = rows.at("f32 tg3 @ d40");
+  const json& tg16 = rows.at("f16 tg3 @ d40");
+  // A cached position holds 2 layers x (K, V) x 2 heads x 8 values: 256 bytes in f32, 128 in f16.
+  // The weight bytes are the same in both rows, so the difference is the 40 positions' f16 half.
+  EXPECT_DOUBLE_EQ(tg32.at("bytes_per_token").get<double>() - tg16.at("bytes_per_token").get<double>(), 40.0 * 128);
+  EXPECT_GT(tg16.at("bytes_per_token").get<double>(), 40.0 * 128);  // plus the weights
+  // pp's bound counts attention products, which the cache type does not change.
+  EXPECT_DOUBLE_EQ(rows.at("f32 pp4 @ d40").at("flops_per_token").get<double>(),
+                   rows.at("f16 pp4 @ d40").at("flops_per_token").get<double>());
+  for (const auto& [name, row] : rows) EXPECT_GT(row.at("mean_tokens_per_s").get<double>(), 0) << name;
+
+  const CliResult md = run_cli({"bench", "-m", model_, "-t", "1", "-p", "0", "-n", "2", "-r", "1", "-ctk", "f16",
+                                "--bandwidth-mib", "8"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_TRUE(contains(md.out, "| act | cache | test |")) << md.out;
+  EXPECT_TRUE(contains(md.out, "| f32 | f16 | tg2 |")) << md.out;
 }
 
 TEST_F(BenchCli, TrainRowsPerPrecision) {

@@ -60,9 +60,12 @@ TEST(Cli, HelpListsEveryCommandAndEachCommandExplainsItsFlags) {
   EXPECT_EQ(help.exit_code, 0) << help.err;
   const std::map<std::string, std::vector<std::string>> flags = {
       {"generate", {"--prompt", "--prompt-ids", "--max-tokens", "--temp", "--top-k", "--top-p", "--min-p",
-                    "--repeat-penalty", "--seed", "--output-ids", "--stop", "--threads", "--ctx-size", "--no-bos",
-                    "--ignore-eos"}},
-      {"chat", {"--model", "--system", "--temp"}},
+                    "--repeat-penalty", "--seed", "--output-ids", "--stop", "--threads", "--ctx-size", "--cache-type",
+                    "--no-bos", "--ignore-eos"}},
+      {"chat", {"--model", "--system", "--temp", "--cache-type"}},
+      {"serve", {"--cache-type", "--parallel"}},
+      {"perplexity", {"--cache-type", "--ctx"}},
+      {"bench", {"--cache-type", "--depth"}},
       {"forward", {"--model", "--ids", "--logits-out"}},
       {"tokenize", {"--tokenizer", "--prompt", "--no-bos"}},
       {"detokenize", {"--tokenizer", "--ids"}},
@@ -146,6 +149,30 @@ TEST(Cli, FailuresExitWith1AndNameTheCulprit) {
   EXPECT_TRUE(contains(r.err, "--prompt-ids")) << r.err;
 }
 
+TEST(Cli, AnUnknownCacheTypeIsAUsageErrorNamingTheFlagAndTheTypes) {
+  const std::vector<std::vector<std::string>> commands = {{"generate", "-m", kCkpt, "--prompt-ids", "1,2"},
+                                                          {"chat", "-m", kCkpt},
+                                                          {"perplexity", "-m", kCkpt, "-f", "unused.txt"},
+                                                          {"bench", "-m", kCkpt},
+                                                          {"serve", "-m", kCkpt, "--port", "0"}};
+  for (const std::vector<std::string>& command : commands) {
+    for (const std::vector<std::string>& flag :
+         {std::vector<std::string>{"--cache-type", "q8"}, std::vector<std::string>{"-ctk", "q8"}}) {
+      std::vector<std::string> args = command;
+      args.insert(args.end(), flag.begin(), flag.end());
+      const CliResult r = run_cli(args);
+      EXPECT_EQ(r.exit_code, 2) << command[0] << " " << flag[0] << ": " << r.err;
+      for (const char* word : {"--cache-type", "'q8'", "f32", "f16"})
+        EXPECT_TRUE(contains(r.err, word)) << command[0] << " " << flag[0] << " lacks " << word << ": " << r.err;
+      EXPECT_TRUE(r.out.empty()) << r.out;
+    }
+  }
+  // One bad entry spoils bench's list.
+  const CliResult list = run_cli({"bench", "-m", kCkpt, "--cache-type", "f32,bf16"});
+  EXPECT_EQ(list.exit_code, 2) << list.err;
+  EXPECT_TRUE(contains(list.err, "'bf16'")) << list.err;
+}
+
 // --- numbers against the HF reference ----------------------------------------------------
 
 TEST(Cli, ForwardMatchesTheReferenceLogitsAndLoss) {
@@ -192,6 +219,26 @@ TEST(Cli, GreedyGenerationMatchesTheReferenceTokens) {
     EXPECT_EQ(json::parse(r.out).get<std::vector<int64_t>>(), want) << "row " << row;
     EXPECT_TRUE(contains(r.err, "tokens/s")) << r.err;  // timings go to stderr
   }
+}
+
+TEST(Cli, AnF16CacheGeneratesTheRequestedTokens) {
+  // Rounding K and V to f16 may change a greedy pick, so only the count is asserted; the timing
+  // line names the type of the cache the session really made.
+  const std::string prompt = npy_row_csv(kCase + "/input_ids.npy", 0);
+  for (const std::vector<std::string>& flag : {std::vector<std::string>{"--cache-type", "f16"},
+                                               std::vector<std::string>{"-ctk", "f16"},
+                                               std::vector<std::string>{"--cache-type=F16"}}) {
+    std::vector<std::string> args = {"generate", "-m", kCkpt, "--prompt-ids", prompt, "-n", "7", "--temp", "0",
+                                     "--ignore-eos", "--output-ids"};
+    args.insert(args.end(), flag.begin(), flag.end());
+    const CliResult r = run_cli(args);
+    ASSERT_EQ(r.exit_code, 0) << flag[0] << ": " << r.err;
+    EXPECT_EQ(json::parse(r.out).size(), 7u) << r.out;
+    EXPECT_TRUE(contains(r.err, "| KV cache f16")) << r.err;
+  }
+  const CliResult f32 = run_cli({"generate", "-m", kCkpt, "--prompt-ids", prompt, "-n", "2", "--output-ids"});
+  ASSERT_EQ(f32.exit_code, 0) << f32.err;
+  EXPECT_TRUE(contains(f32.err, "| KV cache f32")) << "f32 is the default: " << f32.err;
 }
 
 TEST(Cli, Bf16PrefillKeepsTheReferenceGreedyTokensOfTheBf16Case) {
@@ -259,12 +306,14 @@ TEST(Cli, InitInfoForwardGenerateOnATinyModel) {
   EXPECT_EQ(info.at("parameters").at("active"), active_non_embedding + tiny.vocab * tiny.d);
   EXPECT_EQ(info.at("weight_bytes").at("F32").at("bytes"), 4 * tiny.total_params());
   EXPECT_EQ(info.at("kv_cache_bytes_per_token"), tiny.layers * 2 * tiny.heads * tiny.head_dim * 4);
+  EXPECT_EQ(info.at("kv_cache_bytes_per_token_f16"), tiny.layers * 2 * tiny.heads * tiny.head_dim * 2);
   EXPECT_EQ(info.at("config").at("hidden_size"), tiny.d);
   EXPECT_EQ(info.at("config").at("torch_dtype"), "float32");
 
   r = run_cli({"info", "-m", dir});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, std::to_string(tiny.total_params()))) << r.out;
+  EXPECT_TRUE(contains(r.out, "256 bytes (256 B, float32), 128 bytes (128 B, float16)")) << r.out;  // per token
 
   r = run_cli({"forward", "-m", dir, "--ids", "1,17,33,250"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

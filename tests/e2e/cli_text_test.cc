@@ -226,5 +226,20 @@ TEST_F(TextModel, ChatKeepsHistoryResetsAndQuits) {
   EXPECT_TRUE(contains(no_tok.err, "tokenizer")) << no_tok.err;
 }
 
+TEST_F(TextModel, ChatOnAnF16CacheRepliesAndReusesItsHistory) {
+  const CliResult chat =
+      run_cli({"chat", "-m", model(), "-n", "5", "--temp", "0", "-v", "-c", "64", "--cache-type", "f16"},
+              "Hello\nAnd then?\n");
+  ASSERT_EQ(chat.exit_code, 0) << chat.err;
+  EXPECT_TRUE(contains(chat.err, "[KV cache: 64 positions, f16]")) << chat.err;  // -v: the session's cache
+  EXPECT_EQ(std::count(chat.out.begin(), chat.out.end(), '\n'), 2) << chat.out;
+  const std::regex reused(R"(\((\d+) reused\))");
+  std::vector<int> counts;
+  for (auto it = std::sregex_iterator(chat.err.begin(), chat.err.end(), reused); it != std::sregex_iterator(); ++it)
+    counts.push_back(std::stoi((*it)[1]));
+  ASSERT_EQ(counts.size(), 2u) << chat.err;
+  EXPECT_GT(counts[1], 0);  // the second turn attends over the first turn's f16 rows
+}
+
 }  // namespace
 }  // namespace jetmoe::e2e

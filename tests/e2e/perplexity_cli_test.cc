@@ -128,6 +128,23 @@ TEST_F(PerplexityCli, OverlappingWindowsScoreEveryTokenOnce) {
   EXPECT_GT(r["tokens_evaluated"].get<size_t>(), ids.size());
 }
 
+TEST_F(PerplexityCli, AnF16CacheScoresWithinOnePercentOfF32) {
+  // Windows of 10: every window's attention reads K/V rows back from the cache.
+  const json f32 = perplexity_json({"--ctx", "10"});
+  const json f16 = perplexity_json({"--ctx", "10", "--cache-type", "f16"});
+  EXPECT_EQ(f32["cache_type"], "f32");
+  EXPECT_EQ(f16["cache_type"], "f16");
+  EXPECT_EQ(f16["tokens_scored"], f32["tokens_scored"]);
+  // K and V rounded to f16 (relative error <= 2^-11) barely move the scores; 1% would take a
+  // misread cache.
+  const double want = f32["perplexity"].get<double>();
+  EXPECT_NEAR(f16["perplexity"].get<double>(), want, 0.01 * want);
+
+  const CliResult text = run_cli({"perplexity", "-m", model(), "-f", text_file(), "-t", "1", "-ctk", "f16"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_TRUE(contains(text.out, "| f16 KV cache |")) << text.out;
+}
+
 TEST_F(PerplexityCli, AGgufFileScoresLikeItsDirectory) {
   const std::string gguf = dir_ + "/model-f32.gguf";
   const CliResult q = run_cli({"quantize", "-m", model(), "-o", gguf, "--type", "f32"});

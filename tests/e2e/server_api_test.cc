@@ -261,6 +261,7 @@ TEST_F(ServerApi, MetricsCountTokensAndRequests) {
     EXPECT_TRUE(contains(metrics.body, std::string("# TYPE ") + name)) << name;
   EXPECT_EQ(server().metric("jetmoe_generated_tokens_total"), generated_before + 7);
   EXPECT_EQ(server().metric("jetmoe_kv_cache_capacity_tokens"), 2 * 256);
+  EXPECT_EQ(server().metric("jetmoe_kv_cache_bytes"), 2 * 256 * (2 * 2 * 2 * 8) * 4);  // f32 rows by default
   EXPECT_EQ(server().metric("jetmoe_requests_running"), 0);
 }
 
@@ -300,6 +301,26 @@ TEST_F(ServerProcessTest, FlagsComeFromTheEnvironmentAndTheCommandLineWins) {
   const HttpResult metrics = server.get("/metrics", key);
   EXPECT_TRUE(contains(metrics.body, "\njetmoe_slots 3\n")) << metrics.body;
   EXPECT_TRUE(contains(metrics.body, "\njetmoe_kv_cache_capacity_tokens 192\n")) << metrics.body;
+}
+
+TEST_F(ServerProcessTest, CacheTypeSetsEverySlotsCacheAndTheBytesReported) {
+  // make_text_model(16, 2): 2 layers x (K, V) x 2 heads x 8 values per position.
+  const double values_per_position = 2 * 2 * 2 * 8;
+  ServerProcess f16(model_, {"--parallel", "2", "--ctx-size", "32", "--cache-type", "f16"});
+  EXPECT_EQ(f16.metric("jetmoe_kv_cache_bytes"), 2 * 32 * values_per_position * 2);
+  EXPECT_TRUE(contains(f16.log(), "(f16 KV cache)")) << f16.log();
+  const HttpResult r = f16.post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 5}, {"ignore_eos", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["usage"]["completion_tokens"], 5);
+
+  // From the environment as every flag; the command line wins.
+  ServerProcess from_env(model_, {"--parallel", "1", "--ctx-size", "32"}, {"JETMOE_CACHE_TYPE=f16"});
+  EXPECT_EQ(from_env.metric("jetmoe_kv_cache_bytes"), 32 * values_per_position * 2);
+  ServerProcess flag_wins(model_, {"--parallel", "1", "--ctx-size", "32", "-ctk", "f32"}, {"JETMOE_CACHE_TYPE=f16"});
+  EXPECT_EQ(flag_wins.metric("jetmoe_kv_cache_bytes"), 32 * values_per_position * 4);
+  const CliResult bad = run_cli({"serve", "-m", model_, "--port", "0"}, "", {"JETMOE_CACHE_TYPE=q4"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "--cache-type")) << bad.err;
 }
 
 TEST_F(ServerProcessTest, SignalsShutItDownCleanlyEvenMidStream) {

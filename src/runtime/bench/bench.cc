@@ -120,7 +120,6 @@ std::string human_params(int64_t n) {
 
 // What one model run needs: the model, its cache, the token ids and the per-token costs.
 struct ModelRun {
-  const std::string& dir;
   Model& model;
   KvCache& cache;
   const std::vector<int32_t>& context;  // already in the cache when each pp / tg test starts
@@ -145,10 +144,9 @@ void fill_context(ModelRun& run, ThreadPool& pool) {
   run.model.forward(run.context, run.cache, logits, pool, LogitsMode::Last);
 }
 
-// The pp and tg rows of one (model, threads, activations) combination.
-void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow base, const BenchOptions& options,
-               BenchReport& report, std::ostream* log) {
-  base.threads = pool.num_threads();
+// The pp and tg rows of one (model, threads, activations, cache type) combination.
+void run_decoding_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow base,
+                        const BenchOptions& options, BenchReport& report, std::ostream* log) {
   // Warm-up: pages the weights in and sizes every buffer once.
   page_in_weights(run.model.weights());
   const int64_t depth = int64_t(run.context.size());
@@ -165,10 +163,11 @@ void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow 
     for (int r = 0; r < options.reps; ++r)
       row.tokens_per_s.push_back(double(row.tokens) / time_prompt(run.model, run.cache, depth, run.prompt, pool));
     fill_stats(row);
-    const double flops = run.cost.flops_per_prompt_token + double(depth) * run.cost.attention_flops_per_cached_position;
-    row.bound_tokens_per_s = limits.best_flops() / flops;
+    row.flops_per_token =
+        run.cost.flops_per_prompt_token + double(depth) * run.cost.attention_flops_per_cached_position;
+    row.bound_tokens_per_s = limits.best_flops() / row.flops_per_token;
     row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
-    row.fraction_of_fp32_peak = row.mean * flops / limits.fma_flops;
+    row.fraction_of_fp32_peak = row.mean * row.flops_per_token / limits.fma_flops;
     if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
     report.rows.push_back(row);
   }
@@ -180,14 +179,14 @@ void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow 
     // complex or not reads ~45 or ~80 GB/s with 2 threads, and the host moves them), so every
     // repetition is measured against the better of the read probes right before and after it.
     const auto probe = [&] { return kernels::cpu::measure_read_bandwidth(pool, options.bandwidth_bytes, 2); };
-    const double bytes =
+    row.bytes_per_token =
         run.cost.weight_bytes_per_generated_token + double(depth) * run.cost.kv_bytes_per_cached_position;
     double before = probe(), bound_sum = 0, fraction_sum = 0;
     for (int r = 0; r < options.reps; ++r) {
       const double tokens_per_s =
           double(row.tokens) / time_generation(run.model, run.cache, depth, run.generated, pool);
       const double after = probe();
-      const double bound = std::max(before, after) / bytes;
+      const double bound = std::max(before, after) / row.bytes_per_token;
       row.tokens_per_s.push_back(tokens_per_s);
       bound_sum += bound;
       fraction_sum += tokens_per_s / bound;
@@ -200,30 +199,34 @@ void run_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow 
     if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
     report.rows.push_back(row);
   }
-  if (options.train_batch > 0) {
-    TrainBenchOptions train;
-    train.batch = options.train_batch;
-    train.seq_len = options.train_seq_len;
-    train.micro_batches = options.train_micro_batches;
-    train.reps = options.reps;
-    train.activations = run.model.matmul_options().activations;
-    train.seed = options.seed;
-    const TrainBenchResult timed = run_train_bench(run.dir, train, options.train_update, pool);
-    BenchRow row = base;
-    row.test = "train" + std::to_string(train.batch) + "x" + std::to_string(train.seq_len);
-    if (train.micro_batches > 1) row.test += "x" + std::to_string(train.micro_batches);
-    row.tokens = timed.tokens_per_step;
-    for (double seconds : timed.step_seconds) row.tokens_per_s.push_back(double(row.tokens) / seconds);
-    fill_stats(row);
-    const double flops_per_token = run.cost.flops_per_trained_token;
-    row.bound_tokens_per_s = limits.best_flops() / flops_per_token;
-    row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
-    row.fraction_of_fp32_peak = row.mean * flops_per_token / limits.fma_flops;
-    row.loss_first = timed.first_loss;
-    row.loss_last = timed.last_loss;
-    if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
-    report.rows.push_back(row);
-  }
+}
+
+// The training row of one (model, threads, activations) combination; its tapes keep F32 caches.
+void run_training_test(const std::string& dir, const Model& model, ThreadPool& pool, const MachineLimits& limits,
+                       BenchRow base, const BenchOptions& options, BenchReport& report, std::ostream* log) {
+  TrainBenchOptions train;
+  train.batch = options.train_batch;
+  train.seq_len = options.train_seq_len;
+  train.micro_batches = options.train_micro_batches;
+  train.reps = options.reps;
+  train.activations = model.matmul_options().activations;
+  train.seed = options.seed;
+  const TrainBenchResult timed = run_train_bench(dir, train, options.train_update, pool);
+  BenchRow row = base;
+  row.cache_type = std::string(kv_cache_type_name(DType::F32));
+  row.test = "train" + std::to_string(train.batch) + "x" + std::to_string(train.seq_len);
+  if (train.micro_batches > 1) row.test += "x" + std::to_string(train.micro_batches);
+  row.tokens = timed.tokens_per_step;
+  for (double seconds : timed.step_seconds) row.tokens_per_s.push_back(double(row.tokens) / seconds);
+  fill_stats(row);
+  row.flops_per_token = token_cost(model).flops_per_trained_token;
+  row.bound_tokens_per_s = limits.best_flops() / row.flops_per_token;
+  row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
+  row.fraction_of_fp32_peak = row.mean * row.flops_per_token / limits.fma_flops;
+  row.loss_first = timed.first_loss;
+  row.loss_last = timed.last_loss;
+  if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
+  report.rows.push_back(row);
 }
 
 }  // namespace
@@ -232,6 +235,9 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
   if (options.models.empty()) fail("bench: no model given");
   if (options.threads.empty()) fail("bench: no thread count given");
   if (options.activations.empty()) fail("bench: no activation precision given");
+  if (options.cache_types.empty()) fail("bench: no KV cache type given");
+  for (DType type : options.cache_types)
+    if (!is_kv_cache_type(type)) fail("bench: a KV cache holds F32 or F16, not ", dtype_name(type));
   if (options.reps < 1) fail("bench: repetitions must be at least 1, got ", options.reps);
   if (options.n_prompt < 0 || options.n_gen < 0 || options.depth < 0)
     fail("bench: token counts and the depth must not be negative");
@@ -249,7 +255,6 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
     if (longest > c.max_position_embeddings)
       fail("bench: ", longest, " tokens", options.depth > 0 ? " (with the depth)" : "", " exceed ", dir,
            "'s max_position_embeddings ", c.max_position_embeddings);
-    KvCache cache = model->make_cache(std::max<int64_t>(positions, 1));
     std::mt19937_64 gen(options.seed);
     std::uniform_int_distribution<int32_t> id(0, int32_t(c.vocab_size - 1));
     std::vector<int32_t> context(size_t(options.depth)), prompt(size_t(options.n_prompt)),
@@ -257,7 +262,7 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
     for (int32_t& t : prompt) t = id(gen);
     for (int32_t& t : generated) t = id(gen);
     for (int32_t& t : context) t = id(gen);  // after the others: the same seed keeps their ids
-    ModelRun run{dir, *model, cache, context, prompt, generated, token_cost(*model)};
+    const bool decoding_tests = options.n_prompt > 0 || options.n_gen > 0;
 
     BenchRow base;
     base.model = std::filesystem::path(dir).filename().string();
@@ -271,10 +276,17 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
       ThreadPool pool(threads);
       if (log) *log << "bench: " << base.model << ", " << threads << " thread(s): measuring the machine\n";
       MachineLimits limits = measure_limits(pool, options);
+      base.threads = pool.num_threads();
       for (ops::Activations activations : options.activations) {
         model->set_matmul_options({activations});
         base.activations = activations_name(activations);
-        run_tests(run, pool, limits, base, options, report, log);
+        for (DType cache_type : decoding_tests ? options.cache_types : std::vector<DType>{}) {
+          KvCache cache = model->make_cache(std::max<int64_t>(positions, 1), cache_type);
+          ModelRun run{*model, cache, context, prompt, generated, token_cost(*model, cache_type)};
+          base.cache_type = std::string(kv_cache_type_name(cache_type));
+          run_decoding_tests(run, pool, limits, base, options, report, log);
+        }
+        if (options.train_batch > 0) run_training_test(dir, *model, pool, limits, base, options, report, log);
       }
       report.limits.push_back(limits);
     }
@@ -293,13 +305,13 @@ std::string bench_markdown(const BenchReport& report) {
                   m.fma_flops / 1e9, bf16.c_str());
     out += buf;
   }
-  out += "\n| model | dtype | size | params (active) | threads | act | test | t/s | bound t/s | % of bound |\n";
-  out += "| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |\n";
+  out += "\n| model | dtype | size | params (active) | threads | act | cache | test | t/s | bound t/s | % of bound |\n";
+  out += "| --- | --- | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |\n";
   for (const BenchRow& r : report.rows) {
     const std::string params = human_params(r.params) + " (" + human_params(r.active_params) + ")";
-    std::snprintf(buf, sizeof buf, "| %s | %s | %s | %s | %d | %s | %s | %.2f ± %.2f | %.2f | %.1f%% |\n",
+    std::snprintf(buf, sizeof buf, "| %s | %s | %s | %s | %d | %s | %s | %s | %.2f ± %.2f | %.2f | %.1f%% |\n",
                   r.model.c_str(), r.weight_dtype.c_str(), human_bytes(r.weight_bytes).c_str(), params.c_str(),
-                  r.threads, r.activations.c_str(), r.test.c_str(),
+                  r.threads, r.activations.c_str(), r.cache_type.c_str(), r.test.c_str(),
                   r.mean, r.stddev, r.bound_tokens_per_s, 100.0 * r.fraction_of_bound);
     out += buf;
   }
@@ -308,7 +320,8 @@ std::string bench_markdown(const BenchReport& report) {
          "(bf16 dot where the CPU has it) / (2 x active non-embedding parameters) per token; train = that peak / "
          "(6 x (those parameters + the head)) per token; @ dN: after N positions already in the KV cache, whose "
          "K/V reads (tg) or attention products (pp) the bound adds. act: activations of the weight products "
-         "(bf16 = prefill and training on bf16 dot products).\n";
+         "(bf16 = prefill and training on bf16 dot products). cache: the KV cache's element type (f16 halves the K/V "
+         "bytes a tg bound adds per cached position; training keeps f32).\n";
   return out;
 }
 
@@ -330,6 +343,7 @@ std::string bench_json(const BenchReport& report) {
                           {"active_params", r.active_params},
                           {"threads", r.threads},
                           {"activations", r.activations},
+                          {"cache_type", r.cache_type},
                           {"test", r.test},
                           {"tokens", r.tokens},
                           {"depth", r.depth},
@@ -338,8 +352,11 @@ std::string bench_json(const BenchReport& report) {
                           {"stddev_tokens_per_s", r.stddev},
                           {"bound_tokens_per_s", r.bound_tokens_per_s},
                           {"fraction_of_bound", r.fraction_of_bound}};
-    if (r.test.rfind("pp", 0) == 0 || r.test.rfind("train", 0) == 0)
+    if (r.test.rfind("pp", 0) == 0 || r.test.rfind("train", 0) == 0) {
+      row["flops_per_token"] = r.flops_per_token;
       row["fraction_of_fp32_peak"] = r.fraction_of_fp32_peak;
+    }
+    if (r.test.rfind("tg", 0) == 0) row["bytes_per_token"] = r.bytes_per_token;
     if (r.test.rfind("train", 0) == 0) {
       row["loss_first"] = r.loss_first;
       row["loss_last"] = r.loss_last;

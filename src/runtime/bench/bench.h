@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/ops.h"
 #include "runtime/bench/train_bench.h"
 
@@ -19,6 +20,8 @@ struct BenchOptions {
   std::vector<int> threads;         // one pool per entry
   // How products treat activations (ops::Activations), one set of runs per entry.
   std::vector<ops::Activations> activations = {ops::Activations::F32};
+  // KV cache element types (F32, F16), one set of pp / tg runs per entry. Training keeps F32.
+  std::vector<DType> cache_types = {DType::F32};
   int64_t n_prompt = 512;           // pp<n>: one forward of n tokens from an empty cache; 0 = skip
   int64_t n_gen = 128;              // tg<n>: n single-token forwards from an empty cache; 0 = skip
   // Positions already in the KV cache when each pp / tg test starts (llama-bench's n-depth): the
@@ -51,6 +54,7 @@ struct BenchRow {
   int64_t params = 0, active_params = 0;
   int threads = 0;
   std::string activations;  // "f32" or "bf16"
+  std::string cache_type;   // of the KV cache: "f32" or "f16" (train: always "f32")
   std::string test;         // "pp512", "tg128", "pp512 @ d4096", "train4x128"
   int64_t tokens = 0;
   int64_t depth = 0;        // pp, tg: positions in the KV cache before the test's tokens
@@ -62,6 +66,8 @@ struct BenchRow {
   // training runs for every token). At a depth, tg adds the cached positions' K/V bytes and pp
   // their attention FLOPs (TokenCost); the test's own positions are not counted, as at depth 0.
   double bound_tokens_per_s = 0;
+  double bytes_per_token = 0;     // tg: what its bound divides the read bandwidth by
+  double flops_per_token = 0;     // pp, train: what their bounds divide the peak by
   double fraction_of_bound = 0;   // pp, train: mean / bound; tg: the mean of each repetition's fraction
   double fraction_of_fp32_peak = 0;  // pp and train
   double loss_first = 0, loss_last = 0;  // train: training loss of the warm-up and the last step

@@ -11,7 +11,7 @@ double active_bytes(const TensorView& w, const JetMoeConfig& c) {
 
 }  // namespace
 
-TokenCost token_cost(const Model& model) {
+TokenCost token_cost(const Model& model, DType kv_cache_type) {
   const JetMoeConfig& c = model.config();
   const ModelWeights& w = model.weights();
   double bytes = 0;
@@ -26,7 +26,7 @@ TokenCost token_cost(const Model& model) {
   cost.weight_bytes_per_generated_token = bytes;
   cost.flops_per_prompt_token = 2.0 * double(count_params(c).active_non_embedding);
   cost.flops_per_trained_token = 3.0 * cost.flops_per_prompt_token + 6.0 * double(c.vocab_size * c.hidden_size);
-  cost.kv_bytes_per_cached_position = double(c.num_layers * 2 * c.kv_proj_size()) * sizeof(float);  // KvCache: fp32
+  cost.kv_bytes_per_cached_position = double(kv_cache_bytes_per_position(c, kv_cache_type));
   cost.attention_flops_per_cached_position = double(c.num_layers * 4 * c.top_k * c.kv_proj_size());
   return cost;
 }

@@ -19,13 +19,14 @@ struct TokenCost {
   // and backward (as train/mfu.h counts them; attention scores are not counted here either).
   double flops_per_trained_token = 0;
   // What each position already in the KV cache adds to a token (bench --depth): decoding reads
-  // its K and V rows in every layer (spec §6: 2 x H x D floats per layer), and a prompt token's
-  // k x H query heads each take a score and a weighted value against it (4 x k x H x D FLOPs per
-  // layer).
+  // its K and V rows in every layer (spec §6: 2 x H x D values per layer, 4 bytes each in an F32
+  // cache, 2 in an F16 one), and a prompt token's k x H query heads each take a score and a
+  // weighted value against it (4 x k x H x D FLOPs per layer).
   double kv_bytes_per_cached_position = 0;
   double attention_flops_per_cached_position = 0;
 };
 
-TokenCost token_cost(const Model& model);
+// kv_cache_type: the element type of the KV cache decoding reads (F32 or F16).
+TokenCost token_cost(const Model& model, DType kv_cache_type = DType::F32);
 
 }  // namespace jetmoe

@@ -1,9 +1,12 @@
 // ModelSession + generate() on the tiny HF reference checkpoint: greedy decoding reproduces the
-// tokens HF's own greedy loop chose, and a reused prompt prefix gives the same logits as a
-// fresh evaluation.
+// tokens HF's own greedy loop chose, a reused prompt prefix gives the same logits as a fresh
+// evaluation, and a float16 KV cache stays close to the float32 one.
 #include "runtime/model_session.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "formats/npy.h"
@@ -65,6 +68,25 @@ TEST(ModelSession, ReusesACommonPrefixWithTheSameResult) {
   warm.reset();
   warm.start(second);
   EXPECT_EQ(warm.reused_prompt_tokens(), 0);
+}
+
+TEST(ModelSession, AnF16CacheKeepsTheLogitsCloseToF32) {
+  const std::unique_ptr<Model> model = Model::load(kCase + "/ckpt");
+  ThreadPool pool(1);
+  const std::vector<int32_t> prompt = {1, 438, 489, 324, 83, 63, 7, 8, 9};
+  ModelSession exact(*model, pool, 16);
+  ModelSession half(*model, pool, 16, DType::F16);
+  EXPECT_EQ(exact.cache_type(), DType::F32);
+  EXPECT_EQ(half.cache_type(), DType::F16);
+  const std::span<const float> want = exact.start(prompt);
+  const std::vector<float> exact_logits(want.begin(), want.end());
+  const std::span<const float> got = half.start(prompt);
+  ASSERT_EQ(got.size(), exact_logits.size());
+  // K and V rounded to f16 (relative error <= 2^-11) move the logits of this small model by far
+  // less than 1e-2; a cache read wrongly (bytes taken as floats) would move them by O(1).
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - exact_logits[i])));
+  EXPECT_LT(worst, 1e-2);
 }
 
 TEST(ModelSession, ContextIsClampedAndEnforced) {

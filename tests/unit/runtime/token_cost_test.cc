@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "core/error.h"
 #include "model/model.h"
 #include "runtime/bench/token_cost.h"
 #include "runtime/random_checkpoint.h"
@@ -48,6 +49,12 @@ TEST(TokenCost, MatchesActiveParameterArithmetic) {
     EXPECT_DOUBLE_EQ(cost.kv_bytes_per_cached_position, 4.0 * double(c.num_layers * 2 * hd)) << "tied " << tied;
     EXPECT_DOUBLE_EQ(cost.attention_flops_per_cached_position, double(c.num_layers * k * hd * 2 * 2))
         << "tied " << tied;
+    // An F16 cache stores the same K and V values in 2 bytes each; nothing else changes.
+    const TokenCost f16 = token_cost(*model, DType::F16);
+    EXPECT_DOUBLE_EQ(f16.kv_bytes_per_cached_position, 2.0 * double(c.num_layers * 2 * hd)) << "tied " << tied;
+    EXPECT_DOUBLE_EQ(f16.weight_bytes_per_generated_token, cost.weight_bytes_per_generated_token);
+    EXPECT_DOUBLE_EQ(f16.attention_flops_per_cached_position, cost.attention_flops_per_cached_position);
+    EXPECT_THROW(token_cost(*model, DType::BF16), Error);  // no cache holds BF16
     std::filesystem::remove_all(dir);
   }
 }

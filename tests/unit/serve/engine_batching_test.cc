@@ -64,8 +64,8 @@ class EngineBatching : public ::testing::Test {
 
   // Greedy decoding of `prompt` alone, one Model::forward per step. Only while no engine runs:
   // the engine thread owns pool_ while it runs, and a pool serves one caller at a time.
-  std::vector<int32_t> decode_alone(const std::vector<int32_t>& prompt) {
-    KvCache cache = model_->make_cache(64);
+  std::vector<int32_t> decode_alone(const std::vector<int32_t>& prompt, DType cache_type = DType::F32) {
+    KvCache cache = model_->make_cache(64, cache_type);
     FloatTensor logits;
     std::vector<int32_t> out, feed = prompt;
     for (int64_t i = 0; i < kTokens; ++i) {
@@ -147,6 +147,29 @@ TEST_F(EngineBatching, AJobTheModelRejectsFailsAloneAndTheOthersFinish) {
   EXPECT_EQ(engine.stats().fallbacks, 1);
   EXPECT_EQ(metric(metrics_, "jetmoe_requests_total{outcome=\"failed\"}"), 1.0);
   EXPECT_EQ(metric(metrics_, "jetmoe_generated_tokens_total"), double(3 * kTokens));
+}
+
+TEST_F(EngineBatching, EverySlotsCacheHasTheOptionsTypeAndItsBytesAreReported) {
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& prompt : prompts_) alone.push_back(decode_alone(prompt, DType::F16));
+  EngineOptions o = options();
+  o.cache_type = DType::F16;
+  Engine engine(*model_, llama2(), pool_, o, metrics_);
+  // The gauge sums the slots' real caches: 4 x 64 positions of F16 rows.
+  EXPECT_EQ(metric(metrics_, "jetmoe_kv_cache_bytes"), double(4 * model_->make_cache(64, DType::F16).bytes()));
+  EXPECT_EQ(2 * metric(metrics_, "jetmoe_kv_cache_bytes"), double(4 * model_->make_cache(64).bytes()));
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (const auto& prompt : prompts_) {
+    jobs.push_back(greedy_job(prompt));
+    engine.submit(jobs.back());
+  }
+  engine.start();
+  // Batched over F16 caches, each job decodes as its prompt does alone on an F16 cache.
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(sampled_ids(*jobs[i]), alone[i]) << "prompt " << i;
+    EXPECT_EQ(jobs[i]->outcome().status, JobStatus::Finished) << jobs[i]->outcome().error;
+  }
+  engine.stop();
 }
 
 }  // namespace

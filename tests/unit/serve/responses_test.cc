@@ -130,12 +130,13 @@ TEST(Metrics, PrometheusTextHasTypesAndValues) {
   m.add_generated_tokens(4, 2.0);
   m.count_request("finished");
   m.count_http_response(200);
-  m.set_engine_gauges({1, 2, 30, 100, 4});
+  m.set_engine_gauges({1, 2, 30, 100, 4, 4096});
   const std::string text = m.prometheus_text();
   for (const char* line : {"# TYPE jetmoe_prompt_tokens_total counter\njetmoe_prompt_tokens_total 10\n",
                            "jetmoe_prompt_tokens_per_second 20\n", "jetmoe_generated_tokens_per_second 2\n",
                            "jetmoe_requests_running 1\n", "jetmoe_requests_waiting 2\n",
-                           "jetmoe_kv_cache_usage_ratio 0.3\n", "jetmoe_requests_total{outcome=\"finished\"} 1\n",
+                           "jetmoe_kv_cache_usage_ratio 0.3\n", "jetmoe_kv_cache_bytes 4096\n",
+                           "jetmoe_requests_total{outcome=\"finished\"} 1\n",
                            "jetmoe_http_responses_total{status=\"200\"} 1\n"})
     EXPECT_NE(text.find(line), std::string::npos) << line << "\nin:\n" << text;
 }
