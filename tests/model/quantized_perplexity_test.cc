@@ -64,8 +64,9 @@ std::vector<int32_t> sample_text(std::mt19937& gen, int64_t length) {
 }
 
 // Trains a model of `config` for `steps` steps on the language, exports it at each of `types`
-// and returns each file's held-out perplexity.
-std::map<DType, double> trained_perplexities(const JetMoeConfig& config, int steps, std::initializer_list<DType> types) {
+// and returns each file's held-out perplexity, on a KV cache of `cache_type`.
+std::map<DType, double> trained_perplexities(const JetMoeConfig& config, int steps, std::initializer_list<DType> types,
+                                             DType cache_type = DType::F32) {
   const std::vector<ParamSpec> specs = param_specs(config);
   std::vector<std::vector<float>> values = random_parameter_values(config, 11);
   std::vector<NamedTensor> views;
@@ -120,6 +121,7 @@ std::map<DType, double> trained_perplexities(const JetMoeConfig& config, int ste
     }
     PerplexityOptions ppl_options;
     ppl_options.context = 64;
+    ppl_options.cache_type = cache_type;
     ppl[type] = compute_perplexity(*loaded, held_out, ppl_options, pool).perplexity;
   }
   fs::remove_all(dir);
@@ -145,6 +147,19 @@ TEST(QuantizedPerplexity, Q4_KFileStaysWithinTheStatedBoundOfF32) {
             << 100 * (ppl[DType::Q4_0] / ppl[DType::F32] - 1) << "%)\n";
   EXPECT_LT(ppl[DType::F32], 6.0);
   EXPECT_LT(std::fabs(ppl[DType::Q4_K] / ppl[DType::F32] - 1), 0.03);
+}
+
+// The f16 KV cache (--cache-type f16) on the same trained model: K and V rounded to 2^-11 of
+// themselves move the held-out perplexity far less than Q8_0 weights do.
+TEST(QuantizedPerplexity, F16KvCacheStaysWithinTheStatedBoundOfF32) {
+  const std::map<DType, double> f32 = trained_perplexities(small_config(), 120, {DType::F32});
+  const std::map<DType, double> f16 = trained_perplexities(small_config(), 120, {DType::F32}, DType::F16);
+  const double change = f16.at(DType::F32) / f32.at(DType::F32) - 1;
+  std::cout << "[ measured ] held-out perplexity, f32 KV cache " << f32.at(DType::F32) << ", f16 KV cache "
+            << f16.at(DType::F32) << " (" << 100 * change << "%)\n";
+  EXPECT_LT(f32.at(DType::F32), 6.0);
+  EXPECT_LT(std::fabs(change), 0.002);
+  EXPECT_NE(change, 0.0) << "the f16 cache did not round anything";
 }
 
 }  // namespace
