@@ -44,7 +44,7 @@ void run_chat(const ChatFlags& flags) {
   ModelSession session(*model, pool, flags.ctx_size, flags.cache_type);
   if (flags.verbose)
     std::fprintf(stderr, "[KV cache: %lld positions, %s]\n", (long long)session.context_size(),
-                 std::string(kv_cache_type_name(session.cache_type())).c_str());
+                 kv_cache_type_name(session.cache_type()));
   Sampler sampler(params);
   GenerationOptions options;
   options.max_new_tokens = flags.max_new_tokens;

@@ -41,7 +41,7 @@ void print_timings(const GenerationResult& r, DType cache_type) {
                (long long)r.prompt_tokens, (long long)r.reused_prompt_tokens, r.prompt_seconds * 1e3,
                r.prompt_tokens_per_second(), (long long)r.generated_tokens(), r.generation_seconds * 1e3,
                r.generation_tokens_per_second(), finish_reason_name(r.finish_reason),
-               std::string(kv_cache_type_name(cache_type)).c_str());
+               kv_cache_type_name(cache_type));
 }
 
 void run_generate(const GenerateFlags& flags) {

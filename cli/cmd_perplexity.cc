@@ -54,7 +54,7 @@ void print_result(const PerplexityResult& r, bool json) {
                                 {"windows", r.windows},
                                 {"context", r.context},
                                 {"stride", r.stride},
-                                {"cache_type", std::string(kv_cache_type_name(r.cache_type))},
+                                {"cache_type", kv_cache_type_name(r.cache_type)},
                                 {"seconds", r.seconds},
                                 {"tokens_per_second", r.tokens_per_second()}};
     std::cout << out.dump() << "\n";
@@ -63,7 +63,7 @@ void print_result(const PerplexityResult& r, bool json) {
   std::printf("perplexity %.4f | mean NLL %.6f nats/token | %lld tokens scored of %lld, %lld window(s) of %lld "
               "(stride %lld) | %s KV cache | %.1f tokens/s\n",
               r.perplexity, r.mean_nll, (long long)r.tokens_scored, (long long)r.tokens, (long long)r.windows,
-              (long long)r.context, (long long)r.stride, std::string(kv_cache_type_name(r.cache_type)).c_str(),
+              (long long)r.context, (long long)r.stride, kv_cache_type_name(r.cache_type),
               r.tokens_per_second());
 }
 

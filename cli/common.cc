@@ -74,7 +74,7 @@ CLI::Option* add_cache_type_flag(CLI::App& app, DType& type) {
           "--cache-type", [&type](const std::string& name) { type = cache_type_of(name); }, kCacheTypeHelp)
       ->check(cache_type_validator())
       ->type_name("TYPE")
-      ->default_str(std::string(kv_cache_type_name(type)));
+      ->default_str(kv_cache_type_name(type));
 }
 
 CLI::Option* add_cache_types_flag(CLI::App& app, std::vector<DType>& types) {

@@ -1,9 +1,5 @@
 #include "model/kv_cache.h"
 
-#include <algorithm>
-#include <cctype>
-#include <string>
-
 #include "core/error.h"
 
 namespace jetmoe {
@@ -11,15 +7,13 @@ namespace jetmoe {
 bool is_kv_cache_type(DType type) { return type == DType::F32 || type == DType::F16; }
 
 bool parse_kv_cache_type(std::string_view name, DType* out) {
-  std::string lower(name);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  if (lower == "f32") *out = DType::F32;
-  else if (lower == "f16") *out = DType::F16;
+  if (name == "f32" || name == "F32") *out = DType::F32;
+  else if (name == "f16" || name == "F16") *out = DType::F16;
   else return false;
   return true;
 }
 
-std::string_view kv_cache_type_name(DType type) {
+const char* kv_cache_type_name(DType type) {
   JM_CHECK(is_kv_cache_type(type), "not a KV cache type: ", dtype_name(type));
   return type == DType::F16 ? "f16" : "f32";
 }

@@ -19,8 +19,8 @@ namespace jetmoe {
 bool is_kv_cache_type(DType type);
 // Parses the CLI spelling "f32" / "f16" (case-insensitive); false for anything else.
 bool parse_kv_cache_type(std::string_view name, DType* out);
-// The CLI spelling of a cache type: "f32" or "f16".
-std::string_view kv_cache_type_name(DType type);
+// The CLI spelling of a cache type: "f32" or "f16" (a C string, for printf and JSON alike).
+const char* kv_cache_type_name(DType type);
 // Bytes one cached position takes in every layer's K and V rows: 2 x layers x H x D values.
 size_t kv_cache_bytes_per_position(const JetMoeConfig& config, DType type);
 

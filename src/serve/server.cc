@@ -84,7 +84,7 @@ void run_server(const ServerOptions& options, const ShutdownRequest& shutdown) {
   api.set_backend({model.get(), &*tokenizer, &engine, model_id_for(options), engine.context_size()});
   std::fprintf(stderr, "serve: ready: model '%s', %d slots of %lld positions (%s KV cache)\n",
                model_id_for(options).c_str(), options.parallel, static_cast<long long>(engine.context_size()),
-               std::string(kv_cache_type_name(options.cache_type)).c_str());
+               kv_cache_type_name(options.cache_type));
 
   // Every wait is bounded; the loop ends when a shutdown is requested.
   while (!shutdown.wait_for(std::chrono::milliseconds(500))) {

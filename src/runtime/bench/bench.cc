@@ -213,7 +213,7 @@ void run_training_test(const std::string& dir, const Model& model, ThreadPool& p
   train.seed = options.seed;
   const TrainBenchResult timed = run_train_bench(dir, train, options.train_update, pool);
   BenchRow row = base;
-  row.cache_type = std::string(kv_cache_type_name(DType::F32));
+  row.cache_type = kv_cache_type_name(DType::F32);
   row.test = "train" + std::to_string(train.batch) + "x" + std::to_string(train.seq_len);
   if (train.micro_batches > 1) row.test += "x" + std::to_string(train.micro_batches);
   row.tokens = timed.tokens_per_step;
@@ -283,7 +283,7 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
         for (DType cache_type : decoding_tests ? options.cache_types : std::vector<DType>{}) {
           KvCache cache = model->make_cache(std::max<int64_t>(positions, 1), cache_type);
           ModelRun run{*model, cache, context, prompt, generated, token_cost(*model, cache_type)};
-          base.cache_type = std::string(kv_cache_type_name(cache_type));
+          base.cache_type = kv_cache_type_name(cache_type);
           run_decoding_tests(run, pool, limits, base, options, report, log);
         }
         if (options.train_batch > 0) run_training_test(dir, *model, pool, limits, base, options, report, log);
