@@ -88,7 +88,10 @@ Command add_bench_command(CLI::App& parent) {
       ->check(CLI::Range(1, 1 << 16));
   app->add_flag("--json", flags->json, "Print JSON instead of markdown tables");
   return {app, [flags] {
-            for (const std::string& dir : flags->options.models) check_model_dir(dir);
+            const BenchOptions& o = flags->options;
+            if (o.n_prompt == 0 && o.n_gen == 0 && o.train_batch == 0)
+              throw CLI::ValidationError("bench", "nothing to measure: -p 0, -n 0 and no --train-batch");
+            for (const std::string& dir : o.models) check_model_dir(dir);
             flags->options.bandwidth_bytes = flags->bandwidth_mib << 20;
             flags->options.train_update = clipped_adamw;
             flags->options.activations.clear();

@@ -20,6 +20,7 @@ namespace {
 struct GenerateFlags {
   std::string model_dir;
   std::string prompt;
+  std::string prompt_file;
   std::string prompt_ids;
   int64_t max_new_tokens = 128;
   SamplingFlags sampling;
@@ -44,10 +45,15 @@ void print_timings(const GenerationResult& r, DType cache_type) {
                kv_cache_type_name(cache_type));
 }
 
-void run_generate(const GenerateFlags& flags) {
-  if (flags.prompt.empty() == flags.prompt_ids.empty())
-    throw CLI::ValidationError("generate", "give the prompt either as text (-p) or as ids (--prompt-ids)");
+void run_generate(GenerateFlags flags) {
+  if (int(!flags.prompt.empty()) + int(!flags.prompt_file.empty()) + int(!flags.prompt_ids.empty()) != 1)
+    throw CLI::ValidationError("generate",
+                               "give the prompt one way: as text (-p), as a text file (-f) or as ids (--prompt-ids)");
   const SamplingParams params = flags.sampling.resolve();
+  if (!flags.prompt_file.empty()) {
+    flags.prompt = read_text_file(flags.prompt_file);
+    if (flags.prompt.empty()) fail(flags.prompt_file, ": the prompt file is empty");
+  }
   check_model_dir(flags.model_dir);
 
   std::optional<Tokenizer> tokenizer;
@@ -55,7 +61,7 @@ void run_generate(const GenerateFlags& flags) {
   std::vector<int32_t> prompt;
   if (!flags.prompt.empty()) {
     if (!tokenizer)
-      fail(flags.model_dir, ": no tokenizer.json or tokenizer.model, so -p TEXT cannot be tokenized; "
+      fail(flags.model_dir, ": no tokenizer.json or tokenizer.model, so a text prompt cannot be tokenized; "
            "give the prompt as token ids with --prompt-ids 1,2,3");
     prompt = tokenizer->encode(flags.prompt, /*add_bos=*/!flags.no_bos);
     if (prompt.empty()) fail("the prompt tokenizes to nothing (an empty text with --no-bos)");
@@ -117,7 +123,11 @@ Command add_generate_command(CLI::App& parent) {
   CLI::Option* text = app->add_option("-p,--prompt", flags->prompt, "Prompt text (tokenized with BOS first)");
   CLI::Option* ids = app->add_option("--prompt-ids", flags->prompt_ids, "Prompt as token ids, e.g. 1,306,4658 (used as given)")
                          ->check(id_list_validator());
+  CLI::Option* file =
+      app->add_option("-f,--file", flags->prompt_file, "Prompt text from a file, read as it is (tokenized with BOS first)")
+          ->type_name("PATH");
   text->excludes(ids);
+  file->excludes(text)->excludes(ids);
   app->add_option("-n,--max-tokens", flags->max_new_tokens, "Tokens to generate at most; -1 = until the context is full")
       ->capture_default_str();
   add_sampling_flags(*app, flags->sampling);

@@ -2,11 +2,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common.h"
 #include "core/error.h"
@@ -30,18 +27,6 @@ struct PerplexityFlags {
   bool no_bos = false;
   bool json = false;
 };
-
-std::string read_text_file(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) fail(path, ": text file does not exist");
-  if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory, expected a text file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open the text file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().empty()) fail(path, ": the text file is empty; there is nothing to score");
-  return text.str();
-}
 
 void print_result(const PerplexityResult& r, bool json) {
   if (json) {
@@ -70,6 +55,7 @@ void print_result(const PerplexityResult& r, bool json) {
 void run_perplexity(const PerplexityFlags& flags) {
   check_model_dir(flags.model_dir);
   const std::string text = read_text_file(flags.text_file);
+  if (text.empty()) fail(flags.text_file, ": the text file is empty; there is nothing to score");
   if (!has_tokenizer(flags.model_dir))
     fail(flags.model_dir, ": the model has no tokenizer (tokenizer.json or tokenizer.model), so the text cannot be tokenized");
   const Tokenizer tokenizer = load_model_tokenizer(flags.model_dir);

@@ -1,8 +1,10 @@
 #include "common.h"
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "core/error.h"
@@ -24,6 +26,18 @@ void check_model_dir(const std::string& path) {
   if (!std::filesystem::exists(path, ec)) fail(path, ": model does not exist (expected a model directory or a .gguf file)");
   if (!std::filesystem::is_directory(path, ec) && !std::filesystem::is_regular_file(path, ec))
     fail(path, ": not a model directory or a .gguf file");
+}
+
+std::string read_text_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) fail(path, ": text file does not exist");
+  if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory, expected a text file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, ": cannot open the text file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) fail(path, ": reading the text file failed");
+  return text.str();
 }
 
 void add_threads_flag(CLI::App& app, int& threads) {

@@ -83,6 +83,10 @@ TEST_F(BenchCli, MarkdownTablesAndBadFlags) {
   EXPECT_NE(r.err.find("max_position_embeddings"), std::string::npos) << r.err;
   r = run_cli({"bench", "-m", (dir_ / "missing").string()});
   EXPECT_EQ(r.exit_code, 1) << r.err;
+  r = run_cli({"bench", "-m", model_, "-p", "0", "-n", "0"});  // no test left to run
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("nothing to measure"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
 }
 
 TEST_F(BenchCli, DepthStartsEveryTestAfterCachedPositions) {

@@ -146,6 +146,47 @@ TEST_F(TextModel, TextGenerationAgreesWithTheIdCommands) {
       << no_bos.err;
 }
 
+TEST_F(TextModel, PromptFromAFileIsItsTextAsItIs) {
+  // Two lines and a trailing newline: the file's bytes are the prompt, nothing trimmed.
+  const std::string prompt = "Once upon a time\nthere was a";
+  const std::string file = dir_ + "/prompt.txt";
+  std::ofstream(file, std::ios::binary) << prompt << "\n";
+  const std::vector<std::string> rest = {"-n", "8", "--temp", "0", "--ignore-eos", "--output-ids"};
+  auto generate = [&](const std::vector<std::string>& prompt_flags) {
+    std::vector<std::string> args = {"generate", "-m", model()};
+    args.insert(args.end(), prompt_flags.begin(), prompt_flags.end());
+    args.insert(args.end(), rest.begin(), rest.end());
+    return run_cli(args);
+  };
+  const CliResult by_file = generate({"-f", file});
+  const CliResult by_text = generate({"-p", prompt + "\n"});
+  const CliResult trimmed = generate({"-p", prompt});
+  ASSERT_EQ(by_file.exit_code, 0) << by_file.err;
+  ASSERT_EQ(by_text.exit_code, 0) << by_text.err;
+  ASSERT_EQ(trimmed.exit_code, 0) << trimmed.err;
+  EXPECT_EQ(by_file.out, by_text.out);
+  const CliResult ids = run_cli({"tokenize", "--tokenizer", model(), "-p", prompt + "\n"});
+  ASSERT_EQ(ids.exit_code, 0) << ids.err;
+  const size_t n = json::parse(ids.out).size();
+  EXPECT_TRUE(contains(by_file.err, "prompt: " + std::to_string(n) + " tokens")) << by_file.err;
+  EXPECT_FALSE(contains(trimmed.err, "prompt: " + std::to_string(n) + " tokens")) << trimmed.err;
+
+  const CliResult missing = generate({"-f", dir_ + "/no-such-prompt.txt"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_TRUE(contains(missing.err, "no-such-prompt.txt: text file does not exist")) << missing.err;
+  const std::string empty = dir_ + "/empty-prompt.txt";
+  std::ofstream(empty).close();
+  const CliResult nothing = generate({"-f", empty});
+  EXPECT_EQ(nothing.exit_code, 1);
+  EXPECT_TRUE(contains(nothing.err, "the prompt file is empty")) << nothing.err;
+  const CliResult directory = generate({"-f", dir_});
+  EXPECT_EQ(directory.exit_code, 1);
+  EXPECT_TRUE(contains(directory.err, "is a directory")) << directory.err;
+  const CliResult both = generate({"-f", file, "-p", prompt});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_TRUE(contains(both.err, "excludes")) << both.err;
+}
+
 TEST_F(TextModel, StopStringsCutTheTextBeforeThem) {
   const std::vector<std::string> base = {"generate", "-m", model(), "-p", "The weather today", "-n", "24",
                                          "--temp", "0", "--ignore-eos", "--no-display-prompt"};
