@@ -88,16 +88,16 @@ Command add_bench_command(CLI::App& parent) {
       ->check(CLI::Range(1, 1 << 16));
   app->add_flag("--json", flags->json, "Print JSON instead of markdown tables");
   return {app, [flags] {
-            const BenchOptions& o = flags->options;
+            BenchOptions& o = flags->options;
             if (o.n_prompt == 0 && o.n_gen == 0 && o.train_batch == 0)
               throw CLI::ValidationError("bench", "nothing to measure: -p 0, -n 0 and no --train-batch");
             for (const std::string& dir : o.models) check_model_dir(dir);
-            flags->options.bandwidth_bytes = flags->bandwidth_mib << 20;
-            flags->options.train_update = clipped_adamw;
-            flags->options.activations.clear();
+            o.bandwidth_bytes = flags->bandwidth_mib << 20;
+            o.train_update = clipped_adamw;
+            o.activations.clear();
             for (const std::string& a : flags->activations)
-              flags->options.activations.push_back(a == "bf16" ? ops::Activations::BF16 : ops::Activations::F32);
-            const BenchReport report = run_bench(flags->options, &std::cerr);
+              o.activations.push_back(a == "bf16" ? ops::Activations::BF16 : ops::Activations::F32);
+            const BenchReport report = run_bench(o, &std::cerr);
             std::cout << (flags->json ? bench_json(report) : bench_markdown(report));
           }};
 }

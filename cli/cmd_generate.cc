@@ -51,7 +51,7 @@ void run_generate(GenerateFlags flags) {
                                "give the prompt one way: as text (-p), as a text file (-f) or as ids (--prompt-ids)");
   const SamplingParams params = flags.sampling.resolve();
   if (!flags.prompt_file.empty()) {
-    flags.prompt = read_text_file(flags.prompt_file);
+    flags.prompt = read_input_file(flags.prompt_file);
     if (flags.prompt.empty()) fail(flags.prompt_file, ": the prompt file is empty");
   }
   check_model_dir(flags.model_dir);

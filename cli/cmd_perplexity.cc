@@ -54,7 +54,7 @@ void print_result(const PerplexityResult& r, bool json) {
 
 void run_perplexity(const PerplexityFlags& flags) {
   check_model_dir(flags.model_dir);
-  const std::string text = read_text_file(flags.text_file);
+  const std::string text = read_input_file(flags.text_file);
   if (text.empty()) fail(flags.text_file, ": the text file is empty; there is nothing to score");
   if (!has_tokenizer(flags.model_dir))
     fail(flags.model_dir, ": the model has no tokenizer (tokenizer.json or tokenizer.model), so the text cannot be tokenized");

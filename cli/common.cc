@@ -1,13 +1,12 @@
 #include "common.h"
 
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "formats/model_files.h"
 #include "model/kv_cache.h"
 #include "runtime/id_list.h"
@@ -28,16 +27,11 @@ void check_model_dir(const std::string& path) {
     fail(path, ": not a model directory or a .gguf file");
 }
 
-std::string read_text_file(const std::string& path) {
+std::string read_input_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) fail(path, ": text file does not exist");
   if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory, expected a text file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open the text file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail(path, ": reading the text file failed");
-  return text.str();
+  return read_text_file(path);
 }
 
 void add_threads_flag(CLI::App& app, int& threads) {

@@ -43,9 +43,9 @@ void add_model_flag(CLI::App& app, std::string& path);
 // Throws jetmoe::Error if `path` is neither an existing directory nor a file (a clearer message
 // than the missing config.json inside it would give). A file is checked as GGUF when it is opened.
 void check_model_dir(const std::string& path);
-// The bytes of a text file (perplexity's text, generate's prompt), as they are. Throws
-// jetmoe::Error naming the path if it is missing, a directory or unreadable.
-std::string read_text_file(const std::string& path);
+// The bytes of a text file named on the command line (perplexity's text, generate's prompt), as
+// they are. Throws jetmoe::Error naming the path if it is missing, a directory or unreadable.
+std::string read_input_file(const std::string& path);
 // --threads N, defaulting to the number of hardware threads.
 void add_threads_flag(CLI::App& app, int& threads);
 // --bf16-prefill: prompt products with BF16 weights on bf16 dot products (ops::Activations::BF16).

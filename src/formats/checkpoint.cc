@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "formats/atomic_file.h"
 #include "formats/gguf.h"
 #include "formats/gguf_jetmoe.h"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "formats/json_strict.h"
 
 namespace jetmoe {

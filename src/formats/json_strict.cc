@@ -1,8 +1,5 @@
 #include "formats/json_strict.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <set>
 #include <vector>
 
@@ -100,20 +97,6 @@ json parse_json_strict(const std::string& text, const std::string& source, const
     fail(source, ": ", what, " has the key '", finder.key(), "' twice ", finder.location());
   }
   return result;
-}
-
-std::string read_text_file(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (!file) fail(path, ": cannot open: ", std::strerror(errno));
-  std::string text;
-  char buffer[1 << 16];
-  size_t got;
-  while ((got = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, got);
-  const bool failed = std::ferror(file) != 0;
-  const int err = errno;
-  std::fclose(file);
-  if (failed) fail(path, ": cannot read: ", std::strerror(err));
-  return text;
 }
 
 std::string json_type_phrase(const json& value) {

@@ -13,9 +13,6 @@ namespace jetmoe {
 nlohmann::json parse_json_strict(const std::string& text, const std::string& source,
                                  const std::string& what);
 
-// The whole file as bytes; throws an Error naming the path if it cannot be read.
-std::string read_text_file(const std::string& path);
-
 // "an integer", "a string", ... for messages like "'hidden_size' must be an integer, got a string".
 std::string json_type_phrase(const nlohmann::json& value);
 

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "formats/gguf.h"
 #include "formats/json_strict.h"
 

@@ -17,7 +17,7 @@ namespace jetmoe {
 
 // The element types a cache can hold: DType::F32 or DType::F16.
 bool is_kv_cache_type(DType type);
-// Parses the CLI spelling "f32" / "f16" (case-insensitive); false for anything else.
+// Parses "f32" / "F32" / "f16" / "F16"; false for anything else.
 bool parse_kv_cache_type(std::string_view name, DType* out);
 // The CLI spelling of a cache type: "f32" or "f16" (a C string, for printf and JSON alike).
 const char* kv_cache_type_name(DType type);
