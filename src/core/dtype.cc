@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/q4_k.h"
+#include "core/q5_k.h"
 
 namespace jetmoe {
 
@@ -18,6 +19,7 @@ bool parse_quant_dtype(std::string_view name, DType* out) {
   if (name == "Q8_0" || name == "q8_0") { *out = DType::Q8_0; return true; }
   if (name == "Q4_0" || name == "q4_0") { *out = DType::Q4_0; return true; }
   if (name == "Q4_K" || name == "q4_k") { *out = DType::Q4_K; return true; }
+  if (name == "Q5_K" || name == "q5_k") { *out = DType::Q5_K; return true; }
   return false;
 }
 
@@ -151,6 +153,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
     case DType::Q8_0: dequantize_q8_0(static_cast<const uint8_t*>(src), dst, n); return;
     case DType::Q4_0: dequantize_q4_0(static_cast<const uint8_t*>(src), dst, n); return;
     case DType::Q4_K: dequantize_q4_k(static_cast<const uint8_t*>(src), dst, n); return;
+    case DType::Q5_K: dequantize_q5_k(static_cast<const uint8_t*>(src), dst, n); return;
   }
 }
 
@@ -173,6 +176,7 @@ void from_f32(DType t, const float* src, void* dst, size_t n) {
     case DType::Q8_0: quantize_q8_0(src, static_cast<uint8_t*>(dst), n); return;
     case DType::Q4_0: quantize_q4_0(src, static_cast<uint8_t*>(dst), n); return;
     case DType::Q4_K: quantize_q4_k(src, static_cast<uint8_t*>(dst), n); return;
+    case DType::Q5_K: quantize_q5_k(src, static_cast<uint8_t*>(dst), n); return;
   }
 }
 

@@ -22,6 +22,14 @@ inline constexpr size_t kQ4kBytes = 144;
 inline constexpr size_t kQ4kScalesAt = 4;  // byte offsets in a super-block
 inline constexpr size_t kQ4kLevelsAt = 16;
 
+// Where the kernels find the parts of a super-block (core/q5_k.h has Q5_K's).
+struct Q4kLayout {
+  static constexpr size_t kBytes = kQ4kBytes;
+  static constexpr size_t kLevelsAt = kQ4kLevelsAt;  // the low 4 bits of each level
+  static constexpr bool kHighBits = false;           // no fifth bit
+  static constexpr size_t kHighBitsAt = 0;
+};
+
 // The 6-bit scale and min of each sub-block.
 struct Q4kScales {
   uint8_t sc[kQ4kSubBlocks];
@@ -45,12 +53,9 @@ inline Q4kScales unpack_q4k_scales(const uint8_t* p) {
 // The inverse of unpack_q4k_scales; every sc and m must be below 64.
 void pack_q4k_scales(const Q4kScales& s, uint8_t* p);
 
-// n values (a multiple of kQ4kSuperBlock) from / to whole super-blocks.
+// n values (a multiple of kKQuantSuperBlock) from / to whole super-blocks.
 void dequantize_q4_k(const uint8_t* src, float* dst, size_t n);
-// Our quantizer (GGML's layout, not its search): per sub-block, the scale and min that minimise the
-// squared error among a few candidate ranges, then both quantized to 6 bits against the
-// super-block's d = max scale / 63 and dmin = max min / 63, then the levels rounded to nearest
-// against those quantized values, with two passes that refit scale and min to the levels.
+// Our quantizer (GGML's layout, not its search: core/k_quant_fit.h).
 void quantize_q4_k(const float* src, uint8_t* dst, size_t n);
 
 }  // namespace jetmoe

@@ -24,7 +24,7 @@ using kernels::cpu::Isa;
 //        so results do not depend on the CPU. These are the numerics of HF's bf16 inference
 //        (error up to 2^-8 of sum |x w| per output). Decoding products are memory bound and
 //        stay fp32, as do F32 / F16 weights.
-// Q8_0 / Q4_0 / Q4_K weights ignore the option: their products always quantize each activation row to
+// Q8_0 / Q4_0 / Q4_K / Q5_K weights ignore the option: their products always quantize each activation row to
 // 8-bit blocks of 32 (scale max|x| / 127, levels rounded half to even) and multiply in integers,
 // exactly as kernels::matmul_xwT_q8 (kernels/ref/quantized_ops.h, which states the error bound);
 // both decoding (memory bound: 4.5 / 8.5 bits per weight read) and prefill (int8 dot products)
@@ -38,7 +38,7 @@ struct MatmulOptions {
 };
 
 // y[t, o] = sum_i x[t, i] * W[o, i] for t < T, o < out; W is [out, in] in F32, BF16, F16, Q8_0,
-// Q4_0 or Q4_K (quantized rows are whole blocks: in a multiple of 32, of 256 for Q4_K).
+// Q4_0, Q4_K or Q5_K (quantized rows are whole blocks: in a multiple of 32, of 256 for the k-quants).
 // x rows are `x_stride` floats apart, y rows `y_stride` floats apart.
 void matmul_xwT(const float* x, int64_t x_stride, int64_t T, const TensorView& W, float* y, int64_t y_stride,
                 ThreadPool& pool, const MatmulOptions& options = {});

@@ -21,6 +21,7 @@
 
 #include "core/dtype.h"
 #include "core/q4_k.h"
+#include "core/q5_k.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c")
@@ -32,8 +33,8 @@ namespace jetmoe::kernels::cpu::avx512bf16 {
 #include "kernels/cpu/simd_q8_avx2-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/matmul_q8vnni-inl.h"
-#include "kernels/cpu/simd_q4k_avx2-inl.h"
-#include "kernels/cpu/matmul_q4k_vnni-inl.h"
+#include "kernels/cpu/simd_kquant_avx2-inl.h"
+#include "kernels/cpu/matmul_kquant_vnni-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx512bf16
 #pragma GCC pop_options
 
@@ -44,7 +45,7 @@ const KernelTable& avx512bf16_kernels() {
     KernelTable t = avx512_kernels();
     t.isa = Isa::Avx512Bf16;
     t.gemm_scratch_floats =
-        std::max({t.gemm_scratch_floats, avx512bf16::kQ8PanelFloats, avx512bf16::kQ4kPanelFloats});
+        std::max({t.gemm_scratch_floats, avx512bf16::kQ8PanelFloats, avx512bf16::kKQuantPanelFloats});
     static_assert(avx512bf16::kTokenPanel == kBf16TokenPanel);
     t.pack_bf16_tokens = avx512bf16::pack_token_panel;
     t.gemm_bf16dot = avx512bf16::gemm_bf16dot;
@@ -57,8 +58,10 @@ const KernelTable& avx512bf16_kernels() {
     t.backward_weight_block_bf16 = avx512bf16::backward_weight_block_bf16;
     t.gemv_q8 = avx512bf16::gemv_q8_vnni;
     t.gemm_q8 = avx512bf16::gemm_q8_vnni;
-    t.gemv_q4k = avx512bf16::gemv_q4k_vnni;
-    t.gemm_q4k = avx512bf16::gemm_q4k_vnni;
+    t.gemv_q4k = avx512bf16::gemv_kquant_vnni<Q4kLayout>;
+    t.gemm_q4k = avx512bf16::gemm_kquant_vnni<Q4kLayout>;
+    t.gemv_q5k = avx512bf16::gemv_kquant_vnni<Q5kLayout>;
+    t.gemm_q5k = avx512bf16::gemm_kquant_vnni<Q5kLayout>;
     return t;
   }();
   return table;

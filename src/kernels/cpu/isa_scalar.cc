@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "core/q4_k.h"
+#include "core/q5_k.h"
 #include "kernels/attention_backward.h"
 #include "kernels/cpu/kernel_table.h"
 
@@ -20,8 +21,8 @@ namespace jetmoe::kernels::cpu::scalar {
 #include "kernels/cpu/matmul-inl.h"
 #include "kernels/cpu/simd_q8_scalar-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
-#include "kernels/cpu/simd_q4k_scalar-inl.h"
-#include "kernels/cpu/matmul_q4k-inl.h"
+#include "kernels/cpu/simd_kquant_scalar-inl.h"
+#include "kernels/cpu/matmul_kquant-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/decode_attention-inl.h"
 #include "kernels/cpu/elementwise-inl.h"
@@ -33,7 +34,7 @@ namespace jetmoe::kernels::cpu::scalar {
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table = scalar::portable_kernel_table<scalar::Q8Scalar, scalar::Q4kScalar>(Isa::Scalar);
+  static const KernelTable table = scalar::portable_kernel_table<scalar::Q8Scalar, scalar::KQuantScalar>(Isa::Scalar);
   return table;
 }
 

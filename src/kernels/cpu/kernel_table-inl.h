@@ -1,8 +1,9 @@
 // The table of the kernels compiled into the including namespace (each isa_<level>.cc includes
 // this after the other -inl files, under its own target flags). `Q8` is the level's int8
-// dot-product policy for Q8_0 / Q4_0 weights, `Q4k` its policy for Q4_K super-blocks; a level with
-// more (bf16 dot products, VNNI) starts from this table and overwrites the entries it improves.
-template <class Q8, class Q4k>
+// dot-product policy for Q8_0 / Q4_0 weights, `KQuant<Layout>` its policy for Q4_K / Q5_K
+// super-blocks; a level with more (bf16 dot products, VNNI) starts from this table and overwrites
+// the entries it improves.
+template <class Q8, template <class> class KQuant>
 KernelTable portable_kernel_table(Isa isa) {
   return {
       .isa = isa,
@@ -16,8 +17,10 @@ KernelTable portable_kernel_table(Isa isa) {
       .quantize_row_q8 = quantize_row_q8<Q8>,
       .gemv_q8 = gemv_q8<Q8>,
       .gemm_q8 = gemm_q8_dots<Q8>,
-      .gemv_q4k = gemv_q4k<Q4k>,
-      .gemm_q4k = gemm_q4k_dots<Q4k>,
+      .gemv_q4k = gemv_kquant<KQuant<Q4kLayout>>,
+      .gemm_q4k = gemm_kquant_dots<KQuant<Q4kLayout>>,
+      .gemv_q5k = gemv_kquant<KQuant<Q5kLayout>>,
+      .gemm_q5k = gemm_kquant_dots<KQuant<Q5kLayout>>,
       .rmsnorm = rmsnorm,
       .silu_glu = silu_glu,
       .silu_glu_backward = silu_glu_backward,

@@ -131,7 +131,8 @@ void gemv(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
     case DType::F16: return gemv_typed<DType::F16>(x, ldx, T, W, o_begin, o_end, y, ldy);
     case DType::Q8_0:
     case DType::Q4_0:
-    case DType::Q4_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_q4k*)
+    case DType::Q4_K:
+    case DType::Q5_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_kquant*)
   }
 }
 
@@ -260,7 +261,8 @@ void gemm(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
     case DType::F16: return gemm_typed<DType::F16>(x, ldx, T, W, o_begin, o_end, y, ldy, panel);
     case DType::Q8_0:
     case DType::Q4_0:
-    case DType::Q4_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_q4k*)
+    case DType::Q4_K:
+    case DType::Q5_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_kquant*)
   }
 }
 

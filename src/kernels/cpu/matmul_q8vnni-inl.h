@@ -197,7 +197,7 @@ void gemv_q8_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin
 // Included by isa_avx512bf16.cc after simd_avx512-inl.h, simd_q8_avx2-inl.h and matmul_q8-inl.h;
 // no includes here.
 
-// The register tile of both int8 GEMMs (this one and Q4_K's, matmul_q4k_vnni-inl.h).
+// The register tile of both int8 GEMMs (this one and the k-quants', matmul_kquant_vnni-inl.h).
 constexpr int kVnniNr = 32;
 constexpr int kVnniMr = 6;  // 12 int32 + 12 fp32 accumulators + 2 weight vectors + 1 broadcast
 constexpr int64_t kQ8KcBlocks = 16;

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/q4_k.h"
+#include "core/q5_k.h"
 
 namespace jetmoe::kernels {
 
@@ -46,20 +47,24 @@ float weight_block(const TensorView& W, int64_t row, int64_t b, int levels[32]) 
   return f16_to_f32(d);
 }
 
-Q4kSubBlock q4k_sub_block(const TensorView& W, int64_t row, int64_t b) {
-  JM_CHECK(W.dtype == DType::Q4_K, "q4k_sub_block: ", dtype_name(W.dtype), " is not Q4_K");
+KQuantSubBlock k_quant_sub_block(const TensorView& W, int64_t row, int64_t b) {
+  JM_CHECK(dtype_is_k_quant(W.dtype), "k_quant_sub_block: ", dtype_name(W.dtype), " is not Q4_K or Q5_K");
   const int64_t in = W.shape.back(), k = b % kQ4kSubBlocks;
   const auto* block = static_cast<const uint8_t*>(W.data) + size_t(row) * dtype_bytes(W.dtype, in) +
-                      size_t(b / kQ4kSubBlocks) * kQ4kBytes;
+                      size_t(b / kQ4kSubBlocks) * dtype_block_bytes(W.dtype);
   uint16_t d, dmin;
   std::memcpy(&d, block, 2);
   std::memcpy(&dmin, block + 2, 2);
   const Q4kScales scales = unpack_q4k_scales(block + kQ4kScalesAt);
-  Q4kSubBlock out;
+  KQuantSubBlock out;
   out.d = f16_to_f32(d);
   out.dmin = f16_to_f32(dmin);
   out.sc = scales.sc[k];
   out.m = scales.m[k];
+  if (W.dtype == DType::Q5_K) {
+    for (int j = 0; j < 32; ++j) out.levels[j] = q5k_level(block, int(k), j);
+    return out;
+  }
   const uint8_t* group = block + kQ4kLevelsAt + (k / 2) * 32;
   for (int j = 0; j < 32; ++j) out.levels[j] = k % 2 == 0 ? group[j] & 0x0f : group[j] >> 4;
   return out;
@@ -67,13 +72,13 @@ Q4kSubBlock q4k_sub_block(const TensorView& W, int64_t row, int64_t b) {
 
 namespace {
 
-// Row t of y for a Q4_K weight, from the row's activation levels q and block scales.
-void q4k_row(const TensorView& W, const int8_t* q, const float* scale, float* y) {
+// Row t of y for a Q4_K or Q5_K weight, from the row's activation levels q and block scales.
+void k_quant_row(const TensorView& W, const int8_t* q, const float* scale, float* y) {
   const int64_t out = W.shape[0], blocks = W.shape[1] / kQuantBlock;
   for (int64_t o = 0; o < out; ++o) {
     float main = 0.0f, mins = 0.0f;
     for (int64_t b = 0; b < blocks; ++b) {
-      const Q4kSubBlock w = q4k_sub_block(W, o, b);
+      const KQuantSubBlock w = k_quant_sub_block(W, o, b);
       int32_t dot = 0, sum = 0;
       for (int j = 0; j < 32; ++j) {
         dot += w.levels[j] * q[b * 32 + j];
@@ -90,7 +95,7 @@ void q4k_row(const TensorView& W, const int8_t* q, const float* scale, float* y)
 
 void matmul_xwT_q8(const float* x, int64_t x_stride, int64_t T, const TensorView& W, float* y, int64_t y_stride) {
   JM_CHECK(W.shape.size() == 2 && dtype_is_quantized(W.dtype) && W.shape[1] % dtype_block_elems(W.dtype) == 0,
-           "matmul_xwT_q8 needs a 2-D Q8_0 / Q4_0 / Q4_K weight with rows of whole blocks, got ", dtype_name(W.dtype),
+           "matmul_xwT_q8 needs a 2-D Q8_0 / Q4_0 / Q4_K / Q5_K weight with rows of whole blocks, got ", dtype_name(W.dtype),
            " ", shape_str(W.shape));
   const int64_t out = W.shape[0], in = W.shape[1], blocks = in / kQuantBlock;
   std::vector<int8_t> q(static_cast<size_t>(in));
@@ -98,8 +103,8 @@ void matmul_xwT_q8(const float* x, int64_t x_stride, int64_t T, const TensorView
   int levels[32];
   for (int64_t t = 0; t < T; ++t) {
     quantize_row_q8(x + t * x_stride, in, q.data(), scale.data());
-    if (W.dtype == DType::Q4_K) {
-      q4k_row(W, q.data(), scale.data(), y + t * y_stride);
+    if (dtype_is_k_quant(W.dtype)) {
+      k_quant_row(W, q.data(), scale.data(), y + t * y_stride);
       continue;
     }
     for (int64_t o = 0; o < out; ++o) {

@@ -1,4 +1,4 @@
-// The numerics of products with Q8_0 / Q4_0 / Q4_K weights, written plainly: the oracle of the
+// The numerics of products with Q8_0 / Q4_0 / Q4_K / Q5_K weights, written plainly: the oracle of the
 // SIMD kernels behind ops::matmul_xwT for quantized weights.
 //
 // Each activation row is quantized once per product to 8-bit blocks of 32 values (like GGML's
@@ -9,8 +9,9 @@
 // stays finite).
 // Then for weight blocks with scale dw and integer levels w_j (Q8_0: q; Q4_0: nibble - 8)
 //   y[t, o] = sum over blocks b of (dw_b * d_b) * (sum_j w_j q_j)      (integer inner sums, exact)
-// Q4_K weights (core/q4_k.h): sub-block b (32 values, the activation block b) of a super-block
-// with scales d, dmin and 6-bit sc_b, m_b holds levels w_j in 0 .. 15 (value (d sc_b) w_j - dmin m_b);
+// Q4_K and Q5_K weights (core/q4_k.h, core/q5_k.h): sub-block b (32 values, the activation block
+// b) of a super-block with scales d, dmin and 6-bit sc_b, m_b holds levels w_j in 0 .. 15 (Q4_K)
+// or 0 .. 31 (Q5_K) (value (d sc_b) w_j - dmin m_b);
 // with s_b = sum_j q_j the activation block's level sum,
 //   y[t, o] = sum_b (d d_b) * (sc_b sum_j w_j q_j)  -  sum_b (dmin d_b) * (m_b s_b)
 // (integer inner sums, exact; each of the two fp32 sums in block order, then the difference).
@@ -29,20 +30,20 @@ namespace jetmoe::kernels {
 // Quantizes one row of n values (n a multiple of kQuantBlock): q [n], scale [n / 32].
 void quantize_row_q8(const float* x, int64_t n, int8_t* q, float* scale);
 
-// y[t, o] for W [out, in] in Q8_0, Q4_0 or Q4_K with the numerics above; rows strided like matmul_xwT.
+// y[t, o] for W [out, in] in Q8_0, Q4_0, Q4_K or Q5_K with the numerics above; rows strided like matmul_xwT.
 void matmul_xwT_q8(const float* x, int64_t x_stride, int64_t T, const TensorView& W, float* y, int64_t y_stride);
 
 // The integer levels and scale of block b of row `row` of a Q8_0 / Q4_0 weight: value j of the
 // block is scale * levels[j].
 float weight_block(const TensorView& W, int64_t row, int64_t b, int levels[32]);
 
-// Sub-block b (values 32 b .. 32 b + 31) of row `row` of a Q4_K weight: value j is
+// Sub-block b (values 32 b .. 32 b + 31) of row `row` of a Q4_K or Q5_K weight: value j is
 // (d * sc) * levels[j] - dmin * m.
-struct Q4kSubBlock {
+struct KQuantSubBlock {
   float d = 0.0f, dmin = 0.0f;  // the super-block's scales
   int sc = 0, m = 0;            // the sub-block's 6-bit scale and min
-  int levels[32] = {};          // 0 .. 15
+  int levels[32] = {};          // 0 .. 15 (Q4_K) or 0 .. 31 (Q5_K)
 };
-Q4kSubBlock q4k_sub_block(const TensorView& W, int64_t row, int64_t b);
+KQuantSubBlock k_quant_sub_block(const TensorView& W, int64_t row, int64_t b);
 
 }  // namespace jetmoe::kernels

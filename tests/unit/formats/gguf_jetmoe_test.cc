@@ -105,7 +105,7 @@ TEST(GgufJetmoe, StorageDtypePolicy) {
   using R = TensorRole;
   const DType bf16 = DType::BF16;
   for (R role : {R::kNorm, R::kBias, R::kRouter}) {
-    for (DType type : {DType::Q4_K, DType::Q4_0, DType::Q8_0, DType::F16, DType::BF16, DType::F32})
+    for (DType type : {DType::Q5_K, DType::Q4_K, DType::Q4_0, DType::Q8_0, DType::F16, DType::BF16, DType::F32})
       EXPECT_EQ(gguf_storage_dtype(role, type, 256, bf16, false), DType::F32);
   }
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_0, 64, bf16, false), DType::Q4_0);
@@ -118,16 +118,18 @@ TEST(GgufJetmoe, StorageDtypePolicy) {
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q8_0, 100, bf16, false), DType::BF16);
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q8_0, 100, DType::F32, false), DType::F32);
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::F16, 100, bf16, false), DType::F16);
-  // Q4_K: rows of whole 256-value super-blocks; other rows of whole 32-value blocks fall back to
-  // Q8_0; the head is Q8_0 as in a Q4_0 file.
-  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 512, bf16, false), DType::Q4_K);
-  EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, DType::Q4_K, 256, bf16, false), DType::Q4_K);
-  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 64, bf16, false), DType::Q8_0);
-  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 288, bf16, false), DType::Q8_0);
-  EXPECT_EQ(gguf_storage_dtype(R::kHead, DType::Q4_K, 256, bf16, false), DType::Q8_0);
-  EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, DType::Q4_K, 256, bf16, true), DType::Q8_0);
-  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 100, bf16, false), DType::BF16);
-  EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_K, 100, DType::Q8_0, false), DType::F32);
+  // The k-quants: rows of whole 256-value super-blocks; other rows of whole 32-value blocks fall
+  // back to Q8_0; the head is Q8_0 as in a Q4_0 file.
+  for (DType k : {DType::Q4_K, DType::Q5_K}) {
+    EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 512, bf16, false), k);
+    EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, k, 256, bf16, false), k);
+    EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 64, bf16, false), DType::Q8_0);
+    EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 288, bf16, false), DType::Q8_0);
+    EXPECT_EQ(gguf_storage_dtype(R::kHead, k, 256, bf16, false), DType::Q8_0);
+    EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, k, 256, bf16, true), DType::Q8_0);
+    EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 100, bf16, false), DType::BF16);
+    EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 100, DType::Q8_0, false), DType::F32);
+  }
 }
 
 // --- config metadata -----------------------------------------------------------------------------

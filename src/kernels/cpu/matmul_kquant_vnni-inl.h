@@ -1,5 +1,7 @@
-// Products with Q4_K weights (core/q4_k.h) on AVX512_VNNI, with the numerics of
-// kernels/ref/quantized_ops.h: a decoding product and an int8 GEMM.
+// Products with Q4_K and Q5_K weights (core/q4_k.h, core/q5_k.h) on AVX512_VNNI, with the numerics
+// of kernels/ref/quantized_ops.h: a decoding product and an int8 GEMM, each over the layout L
+// (Q4kLayout or Q5kLayout). Q5_K's levels are Q4_K's nibbles with a fifth bit ORed in (bit 4,
+// from the super-block's 32 high-bit bytes), still unsigned and below 128 as vpdpbusd needs.
 //
 // ---- gemv: one super-block at a time ----
 // Each 64 bytes of levels are two zmm of nibbles: the low nibbles hold sub-blocks 0 and 2 (1 and
@@ -13,7 +15,8 @@
 // speed per weight byte (broadcasting each 32-byte group to a zmm took 4.1; a separate min
 // accumulator 3.5).
 // Included by isa_avx512bf16.cc after simd_avx512-inl.h, simd_q8_avx2-inl.h, matmul_q8vnni-inl.h
-// and simd_q4k_avx2-inl.h (q4k_scales_and_mins), with core/q4_k.h; no includes here.
+// and simd_kquant_avx2-inl.h (q4k_scales_and_mins), with core/q4_k.h and core/q5_k.h; no includes
+// here.
 
 // A super-block's d sc_k (lanes 0-7) and dmin m_k (lanes 8-15) as fp32 products, as GGML's
 // dequantization rounds them.
@@ -30,12 +33,29 @@ inline __m512 q4k_lane_scales(const uint8_t* block) {
 // 0-63 (groups 0 and 1) are sub-blocks (0, 2) and (1, 3), of bytes 64-127 (4, 6) and (5, 7).
 constexpr int kVectorSubBlocks[4][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}};
 
+// Q5_K: ORs the fifth bits into the 4 level vectors w of kVectorSubBlocks order. Vector i holds
+// sub-blocks (a, b): the low 32 bytes need bit a of each high-bit byte, the upper 32 bit b.
+inline void add_q5k_fifth_bits(const uint8_t* block, __m512i w[4]) {
+  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kQ5kHighBitsAt));
+  // Lanes 0-31: qh, lanes 32-63: qh >> 2, so that bits 0 / 1 are those of sub-blocks (0, 2) / (1, 3);
+  // 4 bits further down, those of (4, 6) / (5, 7). Bits a 16-bit shift carries across bytes are
+  // never among those read (simd_kquant_avx2-inl.h).
+  __m512i high = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
+#pragma GCC unroll 2
+  for (int i = 0; i < 4; i += 2) {
+    w[i] = _mm512_or_si512(w[i], _mm512_and_si512(_mm512_slli_epi16(high, 4), bit4));
+    w[i + 1] = _mm512_or_si512(w[i + 1], _mm512_and_si512(_mm512_slli_epi16(high, 3), bit4));
+    high = _mm512_srli_epi16(high, 4);
+  }
+}
+
 // kT activation rows against W rows [o_begin, o_end), one W row at a time.
-template <int kT>
-void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
-                        int64_t ldy) {
-  const int64_t supers = W.cols / kQ4kSuperBlock;
-  const int64_t row_bytes = supers * int64_t(kQ4kBytes);
+template <class L, int kT>
+void gemv_kquant_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                           int64_t ldy) {
+  const int64_t supers = W.cols / kKQuantSuperBlock;
+  const int64_t row_bytes = supers * int64_t(L::kBytes);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   // The activation levels with each super-block's sub-blocks in kVectorSubBlocks order, so that
   // vector i of the weights meets bytes 64 i .. 64 i + 63 (reordered per call: cols bytes a row
@@ -46,8 +66,8 @@ void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o
     for (int64_t sb = 0; sb < supers; ++sb)
       for (int i = 0; i < 4; ++i)
         for (int h = 0; h < 2; ++h)
-          std::memcpy(reordered.data() + t * x.cols + sb * kQ4kSuperBlock + (2 * i + h) * kQuantBlock,
-                      x.q + t * x.cols + sb * kQ4kSuperBlock + kVectorSubBlocks[i][h] * kQuantBlock, kQuantBlock);
+          std::memcpy(reordered.data() + t * x.cols + sb * kKQuantSuperBlock + (2 * i + h) * kQuantBlock,
+                      x.q + t * x.cols + sb * kKQuantSuperBlock + kVectorSubBlocks[i][h] * kQuantBlock, kQuantBlock);
   __m512i scale_lanes[4];
   for (int i = 0; i < 4; ++i)
     scale_lanes[i] = _mm512_mask_set1_epi32(_mm512_set1_epi32(kVectorSubBlocks[i][0]), 0xff00, kVectorSubBlocks[i][1]);
@@ -59,18 +79,19 @@ void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o
 #pragma GCC unroll 4
     for (int t = 0; t < kT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < supers; ++sb) {
-      const uint8_t* block = row + sb * int64_t(kQ4kBytes);
-      for (int line = 0; line < int(kQ4kBytes); line += 64)
+      const uint8_t* block = row + sb * int64_t(L::kBytes);
+      for (int line = 0; line < int(L::kBytes); line += 64)
         _mm_prefetch(reinterpret_cast<const char*>(block + kGemvPrefetchAhead + line), _MM_HINT_T0);
       const __m512 lane_scales = q4k_lane_scales(block);
       // The fixed-count loops below must unroll (also at -O2) so that w stays in registers.
       __m512i w[4];
 #pragma GCC unroll 2
       for (int half = 0; half < 2; ++half) {
-        const __m512i packed = _mm512_loadu_si512(block + kQ4kLevelsAt + 64 * half);
+        const __m512i packed = _mm512_loadu_si512(block + L::kLevelsAt + 64 * half);
         w[2 * half] = _mm512_and_si512(packed, low4);
         w[2 * half + 1] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low4);
       }
+      if constexpr (L::kHighBits) add_q5k_fifth_bits(block, w);
 #pragma GCC unroll 4
       for (int t = 0; t < kT; ++t) {
         // Lanes 0-7: d sc_k dx_k; lanes 8-15: dmin m_k dx_k (each sub-block's dx twice).
@@ -79,7 +100,7 @@ void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o
         // The min terms, subtracted in lanes 8-15 (all lanes are summed at the end).
         const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.sum[t] + sb * kQ4kSubBlocks));
         acc[t][1] = _mm512_mask3_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_broadcast_i64x4(sums)), scale, acc[t][1], 0xff00);
-        const int8_t* xb = xr.q[t] + sb * kQ4kSuperBlock;
+        const int8_t* xb = xr.q[t] + sb * kKQuantSuperBlock;
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) {
           const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[i], _mm512_loadu_si512(xb + 64 * i));
@@ -92,40 +113,44 @@ void gemv_q4k_rows_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o
   }
 }
 
-void gemv_q4k_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
-                   int64_t ldy) {
+template <class L>
+void gemv_kquant_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                      int64_t ldy) {
   static_assert(kGemvMaxRows == 4, "one case per row count below");
   switch (x.rows) {
-    case 1: return gemv_q4k_rows_vnni<1>(x, W, o_begin, o_end, y, ldy);
-    case 2: return gemv_q4k_rows_vnni<2>(x, W, o_begin, o_end, y, ldy);
-    case 3: return gemv_q4k_rows_vnni<3>(x, W, o_begin, o_end, y, ldy);
-    case 4: return gemv_q4k_rows_vnni<4>(x, W, o_begin, o_end, y, ldy);
+    case 1: return gemv_kquant_rows_vnni<L, 1>(x, W, o_begin, o_end, y, ldy);
+    case 2: return gemv_kquant_rows_vnni<L, 2>(x, W, o_begin, o_end, y, ldy);
+    case 3: return gemv_kquant_rows_vnni<L, 3>(x, W, o_begin, o_end, y, ldy);
+    case 4: return gemv_kquant_rows_vnni<L, 4>(x, W, o_begin, o_end, y, ldy);
     default: return;
   }
 }
 
 // ---- gemm: the int8 GEMM of matmul_q8vnni-inl.h with per-sub-block mins ----
-// A panel of kVnniNr output columns x kQ4kKcBlocks sub-blocks (two super-blocks) is unpacked once
+// A panel of kVnniNr output columns x kKQuantKcBlocks sub-blocks (two super-blocks) is unpacked once
 // and reused by every row tile of x: words[(b * 8 + g) * kVnniNr + j] holds the 4 levels
 // k = 32 b + 4 g .. + 3 of column j (the Q4_0 panel layout), and per sub-block and column the fp32
 // d sc and dmin m. Per sub-block, the int32 dot products are scaled by d sc dx into fp32
 // accumulators, from which dmin m (dx s) is subtracted.
 
-constexpr int64_t kQ4kKcBlocks = 2 * kQ4kSubBlocks;
-// One panel: the level words, then kQ4kKcBlocks * kVnniNr scales and as many mins.
-constexpr int64_t kQ4kPanelFloats = kQ4kKcBlocks * 8 * kVnniNr + 2 * kQ4kKcBlocks * kVnniNr;
+constexpr int64_t kKQuantKcBlocks = 2 * kQ4kSubBlocks;
+// One panel: the level words, then kKQuantKcBlocks * kVnniNr scales and as many mins.
+constexpr int64_t kKQuantPanelFloats = kKQuantKcBlocks * 8 * kVnniNr + 2 * kKQuantKcBlocks * kVnniNr;
 
 // Unpacks W rows o0 .. o0 + rows - 1 (rows <= kVnniNr; zero columns after), sub-blocks b0 .. b0 + nb - 1
 // (whole super-blocks).
-void pack_panel_q4k(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0, int64_t nb, uint32_t* words,
-                    float* scales, float* mins) {
-  const int64_t row_bytes = W.cols / kQ4kSuperBlock * int64_t(kQ4kBytes);
-  const auto* base = static_cast<const uint8_t*>(W.data) + o0 * row_bytes + b0 / kQ4kSubBlocks * int64_t(kQ4kBytes);
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
+template <class L>
+void pack_panel_kquant(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0, int64_t nb, uint32_t* words,
+                       float* scales, float* mins) {
+  const int64_t row_bytes = W.cols / kKQuantSuperBlock * int64_t(L::kBytes);
+  const auto* base = static_cast<const uint8_t*>(W.data) + o0 * row_bytes + b0 / kQ4kSubBlocks * int64_t(L::kBytes);
+  const __m256i low4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
   for (int j0 = 0; j0 < kVnniNr; j0 += 16) {
     for (int64_t bb = 0; bb < nb; bb += 2) {  // sub-blocks bb, bb + 1: one group of level bytes
-      const uint8_t* group =
-          base + bb / kQ4kSubBlocks * int64_t(kQ4kBytes) + kQ4kLevelsAt + (bb % kQ4kSubBlocks) / 2 * 32;
+      const uint8_t* super_block = base + bb / kQ4kSubBlocks * int64_t(L::kBytes);
+      const uint8_t* group = super_block + L::kLevelsAt + (bb % kQ4kSubBlocks) / 2 * 32;
+      // Q5_K: the high-bit bytes shifted so that bits 0 and 1 are those of sub-blocks bb and bb + 1.
+      [[maybe_unused]] const __m128i high_shift = _mm_cvtsi32_si128(int(bb % kQ4kSubBlocks));
       __m512 r[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) {
@@ -134,7 +159,14 @@ void pack_panel_q4k(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0,
           continue;
         }
         const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + (j0 + i) * row_bytes));
-        const __m256i low = _mm256_and_si256(packed, low4), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+        __m256i low = _mm256_and_si256(packed, low4), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+        if constexpr (L::kHighBits) {
+          const __m256i qh = _mm256_srl_epi16(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(super_block + L::kHighBitsAt + (j0 + i) * row_bytes)),
+              high_shift);
+          low = _mm256_or_si256(low, _mm256_and_si256(_mm256_slli_epi16(qh, 4), bit4));
+          high = _mm256_or_si256(high, _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4));
+        }
         r[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1));
       }
       Simd::transpose(r);  // r[g] = word g of the two sub-blocks for the 16 columns
@@ -148,7 +180,7 @@ void pack_panel_q4k(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0,
       __m512 r[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i)
-        r[i] = j0 + i < rows ? q4k_lane_scales(base + (j0 + i) * row_bytes + sb * int64_t(kQ4kBytes))
+        r[i] = j0 + i < rows ? q4k_lane_scales(base + (j0 + i) * row_bytes + sb * int64_t(L::kBytes))
                              : _mm512_setzero_ps();
       Simd::transpose(r);
       for (int k = 0; k < kQ4kSubBlocks; ++k) {
@@ -162,7 +194,7 @@ void pack_panel_q4k(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0,
 // C[0:MR, 0:n] (+)= the product of MR quantized activation rows (levels A, lda bytes apart; block
 // scales dx and dx * (level sum), lds apart) with nb unpacked sub-blocks.
 template <int MR>
-void micro_tile_q4k(int64_t nb, const int8_t* A, int64_t lda, const float* a_scale, const float* a_scaled_sum,
+void micro_tile_kquant(int64_t nb, const int8_t* A, int64_t lda, const float* a_scale, const float* a_scaled_sum,
                     int64_t lds, const uint32_t* words, const float* w_scale, const float* w_min, float* C, int64_t ldc,
                     int n, bool accumulate) {
   const int lanes[2] = {std::clamp(n, 0, 16), std::clamp(n - 16, 0, 16)};
@@ -192,34 +224,35 @@ void micro_tile_q4k(int64_t nb, const int8_t* A, int64_t lda, const float* a_sca
     for (int v = 0; v < 2; ++v) Simd::store_n(C + r * ldc + v * 16, acc[r][v], lanes[v]);
 }
 
-using MicroTileQ4kFn = void (*)(int64_t, const int8_t*, int64_t, const float*, const float*, int64_t,
+using MicroTileKQuantFn = void (*)(int64_t, const int8_t*, int64_t, const float*, const float*, int64_t,
                                 const uint32_t*, const float*, const float*, float*, int64_t, int, bool);
 
 template <int... R>
-constexpr std::array<MicroTileQ4kFn, sizeof...(R)> micro_tiles_q4k(std::integer_sequence<int, R...>) {
-  return {&micro_tile_q4k<R + 1>...};
+constexpr std::array<MicroTileKQuantFn, sizeof...(R)> micro_tiles_kquant(std::integer_sequence<int, R...>) {
+  return {&micro_tile_kquant<R + 1>...};
 }
 
-void gemm_q4k_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
-                   int64_t ldy, float* scratch) {
-  static constexpr auto tiles = micro_tiles_q4k(std::make_integer_sequence<int, kVnniMr>());
+template <class L>
+void gemm_kquant_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                      int64_t ldy, float* scratch) {
+  static constexpr auto tiles = micro_tiles_kquant(std::make_integer_sequence<int, kVnniMr>());
   const int64_t blocks = W.cols / kQuantBlock;
   if (blocks == 0) {
     for (int64_t t = 0; t < x.rows; ++t) std::fill(y + t * ldy + o_begin, y + t * ldy + o_end, 0.0f);
     return;
   }
   auto* words = reinterpret_cast<uint32_t*>(scratch);
-  float* w_scale = scratch + kQ4kKcBlocks * 8 * kVnniNr;
-  float* w_min = w_scale + kQ4kKcBlocks * kVnniNr;
+  float* w_scale = scratch + kKQuantKcBlocks * 8 * kVnniNr;
+  float* w_min = w_scale + kKQuantKcBlocks * kVnniNr;
   // dx * (level sum) of every activation block, the factor of the min terms, once per call.
   thread_local std::vector<float> scaled_sums;
   scaled_sums.resize(size_t(x.rows * blocks));
   for (int64_t i = 0; i < x.rows * blocks; ++i) scaled_sums[size_t(i)] = x.scale[i] * float(x.sum[i]);
   for (int64_t o0 = o_begin; o0 < o_end; o0 += kVnniNr) {
     const int n = int(std::min<int64_t>(kVnniNr, o_end - o0));
-    for (int64_t b0 = 0; b0 < blocks; b0 += kQ4kKcBlocks) {
-      const int64_t nb = std::min(kQ4kKcBlocks, blocks - b0);  // whole super-blocks, as rows are
-      pack_panel_q4k(W, o0, n, b0, nb, words, w_scale, w_min);
+    for (int64_t b0 = 0; b0 < blocks; b0 += kKQuantKcBlocks) {
+      const int64_t nb = std::min(kKQuantKcBlocks, blocks - b0);  // whole super-blocks, as rows are
+      pack_panel_kquant<L>(W, o0, n, b0, nb, words, w_scale, w_min);
       for (int64_t t0 = 0; t0 < x.rows; t0 += kVnniMr) {
         const int64_t mr = std::min<int64_t>(kVnniMr, x.rows - t0);
         tiles[size_t(mr - 1)](nb, x.q + t0 * x.cols + b0 * kQuantBlock, x.cols, x.scale + t0 * blocks + b0,

@@ -1,5 +1,6 @@
-// The Q4_K super-block policy of matmul_q4k-inl.h on AVX2 (also run by the AVX-512 level): each
-// group of 32 bytes of levels gives two sub-blocks (low and high nibbles) in 256-bit registers;
+// The k-quant super-block policy of matmul_kquant-inl.h on AVX2 (also run by the AVX-512 level),
+// for the layout L (Q4kLayout or Q5kLayout): each group of 32 bytes of levels gives two sub-blocks
+// (low and high nibbles) in 256-bit registers, Q5_K's fifth bits ORed in from its 32 high-bit bytes;
 // vpmaddubsw / vpmaddwd make 8 exact int32 partial sums per sub-block, scaled in fp32 by
 // d sc_k dx_k; the min term of all 8 sub-blocks is one 8-lane FMA. Included by isa_<level>.cc
 // inside its namespace and target pragma, after simd_q8_avx2-inl.h; no includes here.
@@ -18,7 +19,9 @@ inline __m128i q4k_scales_and_mins(const uint8_t* block) {
   return _mm_or_si128(low, high);
 }
 
-struct Q4kAvx2 {
+template <class L>
+struct KQuantAvx2 {
+  using Layout = L;
   struct Sums {
     __m256 main[4];  // independent FMA chains, lanes = partial sums
     __m256 min;      // lane k: sum of dmin m_k dx_k s_k
@@ -54,16 +57,28 @@ struct Q4kAvx2 {
     const __m256 sum = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xsum)));
     sums.min = _mm256_fmadd_ps(sum, _mm256_mul_ps(s.dmin_m, dx), sums.min);
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-    const uint8_t* qs = block + kQ4kLevelsAt;
+    const uint8_t* qs = block + L::kLevelsAt;
+    // Q5_K: at group g, bits 0 and 1 of byte j of `high` are the fifth bits of value j of
+    // sub-blocks 2g and 2g + 1; 16-bit shifts move them to bit 4. (Bits a shift carries across
+    // the two bytes of a 16-bit lane end at bits 0-3 of the upper byte or above bit 1 of the
+    // lower one, neither of which is read.)
+    [[maybe_unused]] __m256i high;
+    if constexpr (L::kHighBits) high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + L::kHighBitsAt));
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
 #pragma GCC unroll 4
     for (int g = 0; g < 4; ++g) {
       const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * g));
-      const __m256i levels[2] = {_mm256_and_si256(packed, low4), _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4)};
+      __m256i levels[2] = {_mm256_and_si256(packed, low4), _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4)};
+      if constexpr (L::kHighBits) {
+        levels[0] = _mm256_or_si256(levels[0], _mm256_and_si256(_mm256_slli_epi16(high, 4), bit4));
+        levels[1] = _mm256_or_si256(levels[1], _mm256_and_si256(_mm256_slli_epi16(high, 3), bit4));
+        high = _mm256_srli_epi16(high, 2);
+      }
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
         const int k = 2 * g + h;
         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + k * kQuantBlock));
-        // Levels are unsigned: pairs at most 2 * 15 * 127, no vpmaddubsw saturation.
+        // Levels are unsigned: pairs at most 2 * 31 * 127, no vpmaddubsw saturation.
         const __m256i dots = _mm256_madd_epi16(_mm256_maddubs_epi16(levels[h], xv), ones);
         const __m256 lane_scale = _mm256_permutevar8x32_ps(scale, _mm256_set1_epi32(k));
         sums.main[(g % 2) * 2 + h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), lane_scale, sums.main[(g % 2) * 2 + h]);

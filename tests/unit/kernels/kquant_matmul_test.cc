@@ -1,5 +1,5 @@
-// Products with Q4_K weights (ops::matmul_xwT, ops::matmul_xwT_grouped, ops::load_row) on every
-// ISA level of this machine against the oracles of kernels/ref:
+// Products with Q4_K and Q5_K weights (ops::matmul_xwT, ops::matmul_xwT_grouped, ops::load_row) on
+// every ISA level of this machine against the oracles of kernels/ref:
 //  - kernels::matmul_xwT_q8, the same numerics written plainly (8-bit activations, integer
 //    sub-block sums, the min term from the activation block sums): equal up to fp32 rounding, and
 //    bit for bit on data where every fp32 step is exact;
@@ -13,9 +13,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <tuple>
 
 #include "core/parallel.h"
 #include "core/q4_k.h"
+#include "core/q5_k.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/ops.h"
 #include "kernels/ref/ops.h"
@@ -28,16 +30,14 @@ namespace {
 using test::Isa;
 using test::QuantizedWeight;
 
-test::QuantizedWeight random_weight(int64_t out, int64_t in, uint32_t seed) {
-  return test::random_quantized_weight(DType::Q4_K, out, in, seed);
-}
+constexpr DType kKQuants[] = {DType::Q4_K, DType::Q5_K};
 
 // sum_b |d dx_b| sc_b sum_j w_j |q_j| + |dmin dx_b| m_b |s_b|: the magnitude every evaluation
 // order of row o's output sums over.
 double magnitude(const TensorView& W, int64_t o, const int8_t* q, const float* x_scale) {
   double mag = 0.0;
   for (int64_t b = 0; b < W.shape[1] / kQuantBlock; ++b) {
-    const kernels::Q4kSubBlock w = kernels::q4k_sub_block(W, o, b);
+    const kernels::KQuantSubBlock w = kernels::k_quant_sub_block(W, o, b);
     double dots = 0.0;
     int32_t sum = 0;
     for (int j = 0; j < 32; ++j) {
@@ -70,48 +70,53 @@ void expect_matches_oracles(const float* y, int64_t y_stride, const std::vector<
   test::expect_matches_quantized_oracles(y, y_stride, x, x_stride, T, W, {rounding_bound, weight_rounding}, what);
 }
 
-void check_one(Isa isa, int64_t T, int64_t in, int64_t out, ThreadPool& pool) {
-  const uint32_t seed = uint32_t(T * 7919 + in * 104729 + out * 31);
-  test::check_quantized_product(isa, DType::Q4_K, T, in, out, seed, pool, {rounding_bound, weight_rounding});
-}
+class KQuantMatmulTest : public testing::TestWithParam<std::tuple<Isa, DType>> {
+ protected:
+  Isa isa() const { return std::get<0>(GetParam()); }
+  DType dtype() const { return std::get<1>(GetParam()); }
+  void check_one(int64_t T, int64_t in, int64_t out, ThreadPool& pool) const {
+    const uint32_t seed = uint32_t(T * 7919 + in * 104729 + out * 31);
+    test::check_quantized_product(isa(), dtype(), T, in, out, seed, pool, {rounding_bound, weight_rounding});
+  }
+};
 
-class Q4kMatmulTest : public testing::TestWithParam<Isa> {};
-
-TEST_P(Q4kMatmulTest, MatchesOraclesOverOddShapes) {
+TEST_P(KQuantMatmulTest, MatchesOraclesOverOddShapes) {
   ThreadPool pool(2);
   for (int64_t T : {1, 2, 3, 4, 5, 7, 33, 130})
     for (int64_t in : {256, 768, 2304})  // super-blocks: 1, 3 (a packed panel and a half), 9
-      for (int64_t out : {1, 5, 33, 67}) check_one(GetParam(), T, in, out, pool);
+      for (int64_t out : {1, 5, 33, 67}) check_one(T, in, out, pool);
 }
 
-TEST_P(Q4kMatmulTest, ManyRowsOnOneThread) {
+TEST_P(KQuantMatmulTest, ManyRowsOnOneThread) {
   ThreadPool pool(1);
-  check_one(GetParam(), 40, 1280, 200, pool);
+  check_one(40, 1280, 200, pool);
 }
 
 // Data on which every fp32 step of every evaluation order is exact: activations are integers with
 // a +-127 in each block (activation scale 1, levels = values), d and dmin +-1 or +-1/2 (signs a
-// foreign file may hold), random 6-bit sc / m and levels, and small enough magnitudes (checked)
-// that every lane, product and partial sum is a multiple of 1/2 below 2^22. Any kernel must then
-// equal the oracle bit for bit: a wrong nibble, sub-block, scale or min cannot hide in a tolerance.
-TEST_P(Q4kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
+// foreign file may hold), random 6-bit sc / m and levels (random bytes after the scales: Q5_K's
+// high bits and nibbles alike), and small enough magnitudes (checked) that every lane, product and
+// partial sum is a multiple of 1/2 below 2^22. Any kernel must then equal the oracle bit for bit:
+// a wrong nibble, fifth bit, sub-block, scale or min cannot hide in a tolerance.
+TEST_P(KQuantMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
   ThreadPool pool(2);
   std::mt19937 gen(5);
   std::uniform_int_distribution<int> small(-3, 3), six_bits(0, 63), byte(0, 255), coin(0, 1);
   const uint16_t halves[4] = {0x3c00, 0x3800, 0xbc00, 0xb800};  // f16 1, 1/2, -1, -1/2
   for (int64_t T : {1, 3, 4, 7, 33}) {
     const int64_t in = 512, out = 45, blocks = in / 32;
-    std::vector<uint8_t> bytes(dtype_bytes(DType::Q4_K, out * in));
-    for (size_t sb = 0; sb < bytes.size() / kQ4kBytes; ++sb) {
-      uint8_t* block = bytes.data() + sb * kQ4kBytes;
+    const size_t block_bytes = dtype_block_bytes(dtype());
+    std::vector<uint8_t> bytes(dtype_bytes(dtype(), out * in));
+    for (size_t sb = 0; sb < bytes.size() / block_bytes; ++sb) {
+      uint8_t* block = bytes.data() + sb * block_bytes;
       std::memcpy(block, &halves[byte(gen) % 4], 2);
       std::memcpy(block + 2, &halves[byte(gen) % 4], 2);
       Q4kScales s;
       for (int k = 0; k < 8; ++k) s.sc[k] = uint8_t(six_bits(gen)), s.m[k] = uint8_t(six_bits(gen));
       pack_q4k_scales(s, block + kQ4kScalesAt);
-      for (size_t i = kQ4kLevelsAt; i < kQ4kBytes; ++i) block[i] = uint8_t(byte(gen));
+      for (size_t i = kQ4kScalesAt + 12; i < block_bytes; ++i) block[i] = uint8_t(byte(gen));
     }
-    const QuantizedWeight W(DType::Q4_K, {out, in}, bytes);
+    const QuantizedWeight W(dtype(), {out, in}, bytes);
     std::vector<float> x(size_t(T * in));
     for (int64_t i = 0; i < T * in; ++i) x[size_t(i)] = float(small(gen));
     for (int64_t r = 0; r < T * blocks; ++r) x[size_t(r * 32 + r % 32)] = coin(gen) ? 127.0f : -127.0f;
@@ -123,7 +128,7 @@ TEST_P(Q4kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
     }
     std::vector<float> want(size_t(T * out)), got(size_t(T * out));
     kernels::matmul_xwT_q8(x.data(), in, T, W.view, want.data(), out);
-    ops::matmul_xwT(x.data(), in, T, W.view, got.data(), out, pool, {ops::Activations::F32, GetParam()});
+    ops::matmul_xwT(x.data(), in, T, W.view, got.data(), out, pool, {ops::Activations::F32, isa()});
     int failures = 0;
     for (size_t i = 0; i < got.size(); ++i)
       if (got[i] != want[i] && ++failures <= 3)
@@ -131,11 +136,11 @@ TEST_P(Q4kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
   }
 }
 
-// The MoE path: an [E, out, in] Q4_K stack sliced per expert, jobs of uneven sizes.
-TEST_P(Q4kMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
+// The MoE path: an [E, out, in] stack sliced per expert, jobs of uneven sizes.
+TEST_P(KQuantMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
   const int64_t E = 5, out = 45, in = 512;
-  const QuantizedWeight stacked = random_weight(E * out, in, 77);
-  const TensorView experts{DType::Q4_K, {E, out, in}, stacked.view.data};
+  const QuantizedWeight stacked = test::random_quantized_weight(dtype(), E * out, in, 77);
+  const TensorView experts{dtype(), {E, out, in}, stacked.view.data};
   const int64_t rows[E] = {0, 1, 4, 5, 37};
   std::vector<std::vector<float>> xs, ys;
   for (int64_t e = 0; e < E; ++e) {
@@ -148,40 +153,49 @@ TEST_P(Q4kMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
   for (int threads : {1, 3}) {
     ThreadPool pool(threads);
     for (auto& y : ys) std::fill(y.begin(), y.end(), std::numeric_limits<float>::quiet_NaN());
-    ops::matmul_xwT_grouped(jobs, pool, {ops::Activations::F32, GetParam()});
+    ops::matmul_xwT_grouped(jobs, pool, {ops::Activations::F32, isa()});
     for (int64_t e = 0; e < E; ++e)
       expect_matches_oracles(ys[size_t(e)].data(), out + 1, xs[size_t(e)], in, rows[e], experts.slice0(e),
                              str_cat("expert ", e, " threads ", threads));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryIsa, Q4kMatmulTest, testing::ValuesIn(kernels::cpu::runnable_isas()), test::isa_label);
+INSTANTIATE_TEST_SUITE_P(EveryIsa, KQuantMatmulTest,
+                         testing::Combine(testing::ValuesIn(kernels::cpu::runnable_isas()), testing::ValuesIn(kKQuants)),
+                         [](const testing::TestParamInfo<std::tuple<Isa, DType>>& info) {
+                           return str_cat(kernels::cpu::isa_name(std::get<0>(info.param)), "_",
+                                          dtype_name(std::get<1>(info.param)));
+                         });
 
-// Embedding rows of a Q4_K table: row r is super-blocks r * in / 256 .. of the data, each value
-// (d sc) q - dmin m of its sub-block.
-TEST(Q4kLoadRow, DequantizesTheRowsSubBlocks) {
+// Embedding rows of a Q4_K / Q5_K table: row r is super-blocks r * in / 256 .. of the data, each
+// value (d sc) q - dmin m of its sub-block.
+TEST(KQuantLoadRow, DequantizesTheRowsSubBlocks) {
   const int64_t rows = 7, in = 512;
-  const QuantizedWeight W = random_weight(rows, in, 9);
-  for (int64_t r : {0, 3, 6}) {
-    std::vector<float> got(static_cast<size_t>(in)), want(static_cast<size_t>(in));
-    ops::load_row(W.view, r, got.data());
-    for (int64_t b = 0; b < in / 32; ++b) {
-      const kernels::Q4kSubBlock w = kernels::q4k_sub_block(W.view, r, b);
-      for (int j = 0; j < 32; ++j)
-        want[size_t(b * 32 + j)] = (w.d * float(w.sc)) * float(w.levels[j]) - w.dmin * float(w.m);
+  for (DType dtype : kKQuants) {
+    const QuantizedWeight W = test::random_quantized_weight(dtype, rows, in, 9);
+    for (int64_t r : {0, 3, 6}) {
+      std::vector<float> got(static_cast<size_t>(in)), want(static_cast<size_t>(in));
+      ops::load_row(W.view, r, got.data());
+      for (int64_t b = 0; b < in / 32; ++b) {
+        const kernels::KQuantSubBlock w = kernels::k_quant_sub_block(W.view, r, b);
+        for (int j = 0; j < 32; ++j)
+          want[size_t(b * 32 + j)] = (w.d * float(w.sc)) * float(w.levels[j]) - w.dmin * float(w.m);
+      }
+      EXPECT_EQ(got, want) << dtype_name(dtype) << " row " << r;
     }
-    EXPECT_EQ(got, want) << "row " << r;
   }
 }
 
-TEST(Q4kMatmul, RowsThatAreNotWholeSuperBlocksAreAnError) {
+TEST(KQuantMatmul, RowsThatAreNotWholeSuperBlocksAreAnError) {
   ThreadPool pool(1);
   std::vector<uint8_t> bytes(4096);
-  const TensorView W{DType::Q4_K, {2, 288}, bytes.data()};  // whole blocks of 32, not of 256
-  std::vector<float> x(288), y(2);
-  EXPECT_THROW(ops::matmul_xwT(x.data(), 288, 1, W, y.data(), 2, pool), Error);
-  EXPECT_THROW(kernels::matmul_xwT(x.data(), 288, 1, W, y.data(), 2, pool), Error);
-  EXPECT_THROW(kernels::matmul_xwT_q8(x.data(), 288, 1, W, y.data(), 2), Error);
+  for (DType dtype : kKQuants) {
+    const TensorView W{dtype, {2, 288}, bytes.data()};  // whole blocks of 32, not of 256
+    std::vector<float> x(288), y(2);
+    EXPECT_THROW(ops::matmul_xwT(x.data(), 288, 1, W, y.data(), 2, pool), Error);
+    EXPECT_THROW(kernels::matmul_xwT(x.data(), 288, 1, W, y.data(), 2, pool), Error);
+    EXPECT_THROW(kernels::matmul_xwT_q8(x.data(), 288, 1, W, y.data(), 2), Error);
+  }
 }
 
 }  // namespace
