@@ -105,12 +105,12 @@ Command add_quantize_command(CLI::App& parent) {
   add_model_flag(*app, flags->model);
   app->add_option("-o,--out", flags->out, "Output .gguf file (replaced atomically)")->required()->type_name("FILE");
   app->add_option("--type", flags->type,
-                  "Weight type: q8_0, q4_0, q4_k / q5_k (GGML's 4- and 5-bit k-quants, file types Q4_K_S and "
-                  "Q5_K_S), or f16, bf16, f32. Norms, biases and routers stay f32; q4_0, q4_k and q5_k files keep "
-                  "the output head in q8_0, and the k-quant files store matrices whose rows are not a multiple of "
-                  "256 in q8_0")
+                  "Weight type: q8_0, q4_0, q4_k / q5_k / q6_k (GGML's 4-, 5- and 6-bit k-quants, file types "
+                  "Q4_K_S, Q5_K_S and Q6_K), or f16, bf16, f32. Norms, biases and routers stay f32; q4_0, q4_k "
+                  "and q5_k files keep the output head in q8_0, and the k-quant files store matrices whose rows "
+                  "are not a multiple of 256 in q8_0")
       ->capture_default_str()
-      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q5_k", "f16", "bf16", "f32"}));
+      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "f16", "bf16", "f32"}));
   app->add_option("--name", flags->name, "general.name of the file (default: the model's directory name)");
   add_threads_flag(*app, flags->threads);
   return {app, [flags] { run_quantize(*flags); }};

@@ -5,6 +5,7 @@
 
 #include "core/q4_k.h"
 #include "core/q5_k.h"
+#include "core/q6_k.h"
 
 namespace jetmoe {
 
@@ -20,6 +21,7 @@ bool parse_quant_dtype(std::string_view name, DType* out) {
   if (name == "Q4_0" || name == "q4_0") { *out = DType::Q4_0; return true; }
   if (name == "Q4_K" || name == "q4_k") { *out = DType::Q4_K; return true; }
   if (name == "Q5_K" || name == "q5_k") { *out = DType::Q5_K; return true; }
+  if (name == "Q6_K" || name == "q6_k") { *out = DType::Q6_K; return true; }
   return false;
 }
 
@@ -154,6 +156,7 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
     case DType::Q4_0: dequantize_q4_0(static_cast<const uint8_t*>(src), dst, n); return;
     case DType::Q4_K: dequantize_q4_k(static_cast<const uint8_t*>(src), dst, n); return;
     case DType::Q5_K: dequantize_q5_k(static_cast<const uint8_t*>(src), dst, n); return;
+    case DType::Q6_K: dequantize_q6_k(static_cast<const uint8_t*>(src), dst, n); return;
   }
 }
 
@@ -177,6 +180,7 @@ void from_f32(DType t, const float* src, void* dst, size_t n) {
     case DType::Q4_0: quantize_q4_0(src, static_cast<uint8_t*>(dst), n); return;
     case DType::Q4_K: quantize_q4_k(src, static_cast<uint8_t*>(dst), n); return;
     case DType::Q5_K: quantize_q5_k(src, static_cast<uint8_t*>(dst), n); return;
+    case DType::Q6_K: quantize_q6_k(src, static_cast<uint8_t*>(dst), n); return;
   }
 }
 

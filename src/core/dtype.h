@@ -16,15 +16,16 @@ namespace jetmoe {
 //   Q4_0: 16 bytes of 4-bit q, value j in the low nibble of byte j and value j + 16 in its high
 //         nibble, value = d * (q - 8)                                      (18 bytes)
 // Rows of a Q8_0 / Q4_0 tensor must therefore be a multiple of 32 long.
-// Q4_K and Q5_K are GGML's 4- and 5-bit k-quants, bit for bit: super-blocks of 256 values (144 /
-// 176 bytes) made of 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min; rows a multiple
-// of 256 (core/q4_k.h and core/q5_k.h have the layouts).
-enum class DType : uint8_t { F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K };
+// Q4_K, Q5_K and Q6_K are GGML's 4-, 5- and 6-bit k-quants, bit for bit: super-blocks of 256
+// values (144 / 176 / 210 bytes); Q4_K and Q5_K are made of 8 sub-blocks of 32, each with a 6-bit
+// scale and a 6-bit min, Q6_K of 16 groups of 16 with a signed 8-bit scale; rows a multiple of 256
+// (core/q4_k.h, core/q5_k.h and core/q6_k.h have the layouts).
+enum class DType : uint8_t { F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K };
 
 inline constexpr int64_t kQuantBlock = 32;
 inline constexpr int64_t kKQuantSuperBlock = 256;
 
-inline bool dtype_is_k_quant(DType t) { return t == DType::Q4_K || t == DType::Q5_K; }
+inline bool dtype_is_k_quant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
 inline bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || dtype_is_k_quant(t); }
 
 // Values per block: 1 for the float types, kQuantBlock for Q8_0 / Q4_0, kKQuantSuperBlock for the
@@ -44,6 +45,7 @@ inline size_t dtype_block_bytes(DType t) {
     case DType::Q4_0: return 2 + 16;
     case DType::Q4_K: return 2 + 2 + 12 + 128;
     case DType::Q5_K: return 2 + 2 + 12 + 32 + 128;
+    case DType::Q6_K: return 128 + 64 + 16 + 2;
   }
   return 0;
 }
@@ -65,6 +67,7 @@ inline std::string_view dtype_name(DType t) {
     case DType::Q4_0: return "Q4_0";
     case DType::Q4_K: return "Q4_K";
     case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
 }
@@ -72,7 +75,7 @@ inline std::string_view dtype_name(DType t) {
 // Parses the float types: "F32" / "BF16" / "F16" (safetensors spelling) and the lower-case CLI
 // spelling. Quantized names are not accepted here (safetensors has no such types).
 bool parse_dtype(std::string_view name, DType* out);
-// Parses "q8_0" / "Q8_0" / "q4_0" / "Q4_0" / "q4_k" / "Q4_K" / "q5_k" / "Q5_K".
+// Parses "q8_0" / "q4_0" / "q4_k" / "q5_k" / "q6_k", in lower or upper case as written.
 bool parse_quant_dtype(std::string_view name, DType* out);
 
 inline float bf16_to_f32(uint16_t h) {
@@ -98,8 +101,8 @@ uint16_t f32_to_f16(float f);
 // a block and n a multiple of dtype_block_elems(t).
 void to_f32(DType t, const void* src, float* dst, size_t n);
 // Converts n floats to type `t`: round to nearest even for the float types; for the quantized
-// ones, GGML's reference quantization of each block (Q4_K / Q5_K: our own search for the scales
-// and mins, core/k_quant_fit.h) (n a multiple of dtype_block_elems(t)).
+// ones, GGML's reference quantization of each block (the k-quants: our own search for the
+// scales and mins, core/k_quant_fit.h and core/q6_k.h) (n a multiple of dtype_block_elems(t)).
 void from_f32(DType t, const float* src, void* dst, size_t n);
 
 }  // namespace jetmoe

@@ -15,7 +15,7 @@
 namespace jetmoe {
 
 struct GgufExportOptions {
-  DType type = DType::Q8_0;     // the file type: F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q5_K
+  DType type = DType::Q8_0;     // the file type: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K
   std::string name;             // general.name
   GgufTokenizerData tokenizer;  // embedded as tokenizer.* metadata
 };

@@ -87,7 +87,7 @@ constexpr const char* kName = "general.name";
 constexpr const char* kAlignment = "general.alignment";
 constexpr const char* kFileType = "general.file_type";
 constexpr const char* kQuantizationVersion = "general.quantization_version";
-constexpr uint32_t kGgmlQuantizationVersion = 2;  // GGML_QNT_VERSION: the current Q4_0 / Q8_0 / Q4_K / Q5_K layouts
+constexpr uint32_t kGgmlQuantizationVersion = 2;  // GGML_QNT_VERSION: the current Q4_0 / Q8_0 / k-quant layouts
 
 constexpr const char* kVocabSize = "jetmoe.vocab_size";
 constexpr const char* kContextLength = "jetmoe.context_length";
@@ -197,7 +197,8 @@ DType gguf_storage_dtype(TensorRole role, DType requested, int64_t row_length, D
   if (role == TensorRole::kNorm || role == TensorRole::kBias || role == TensorRole::kRouter) return DType::F32;
   DType wanted = requested;
   const bool is_head = role == TensorRole::kHead || (role == TensorRole::kEmbedding && tied_embeddings);
-  if (is_head && (requested == DType::Q4_0 || dtype_is_k_quant(requested))) wanted = DType::Q8_0;
+  const bool below_six_bits = requested == DType::Q4_0 || requested == DType::Q4_K || requested == DType::Q5_K;
+  if (is_head && below_six_bits) wanted = DType::Q8_0;
   // The k-quants need rows of whole 256-value super-blocks; other rows fall back to Q8_0's blocks of 32.
   if (dtype_is_k_quant(wanted) && row_length % kKQuantSuperBlock != 0) wanted = DType::Q8_0;
   if (row_length % dtype_block_elems(wanted) != 0) return dtype_is_quantized(source) ? DType::F32 : source;
@@ -212,6 +213,7 @@ uint32_t gguf_file_type(DType requested) {
     case DType::Q8_0: return 7;  // MOSTLY_Q8_0
     case DType::Q4_K: return 14; // MOSTLY_Q4_K_S: every 4-bit matrix in Q4_K (no Q5_K / Q6_K mix as _M)
     case DType::Q5_K: return 16; // MOSTLY_Q5_K_S: every 5-bit matrix in Q5_K
+    case DType::Q6_K: return 18; // MOSTLY_Q6_K
     case DType::BF16: return 32; // MOSTLY_BF16
   }
   JM_CHECK(false, "file type of an unknown dtype");

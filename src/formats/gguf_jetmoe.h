@@ -28,7 +28,7 @@ TensorRole tensor_role(std::string_view hf_name);
 // The dtype `requested` (the file type) stores a tensor as: norms, biases and routers stay F32;
 // the output head — and the embedding when it is tied to the head — is Q8_0 in a Q4_0, Q4_K or
 // Q5_K file (llama.cpp likewise keeps the head at higher precision); everything else is
-// `requested`. In a Q4_K or Q5_K file, a matrix whose rows are not a multiple of 256 is Q8_0. A tensor whose rows are
+// `requested`. In a k-quant file, a matrix whose rows are not a multiple of 256 is Q8_0. A tensor whose rows are
 // not a multiple of the quantization block (32) keeps its `source` dtype (F32 when the source is
 // itself quantized).
 DType gguf_storage_dtype(TensorRole role, DType requested, int64_t row_length, DType source, bool tied_embeddings);

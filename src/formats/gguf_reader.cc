@@ -209,7 +209,7 @@ GgufTensor read_tensor_info(Cursor& in, uint64_t index, uint32_t alignment) {
   DType dtype;
   if (!dtype_of_ggml_type(tensor.ggml_type, &dtype)) {
     in.problem("has ggml type ", tensor.ggml_type, " (", ggml_type_name(tensor.ggml_type),
-               "), which jetmoe.cpp does not read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q5_K)");
+               "), which jetmoe.cpp does not read (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K)");
   }
   tensor.offset = in.read<uint64_t>();
 

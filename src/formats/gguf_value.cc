@@ -151,7 +151,7 @@ std::string GgufValue::type_phrase() const {
 
 namespace {
 
-constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlQ5_K = 13,
+constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlQ5_K = 13, kGgmlQ6_K = 14,
                    kGgmlBF16 = 30;
 
 }  // namespace
@@ -165,6 +165,7 @@ uint32_t ggml_type_of(DType dtype) {
     case DType::Q4_0: return kGgmlQ4_0;
     case DType::Q4_K: return kGgmlQ4_K;
     case DType::Q5_K: return kGgmlQ5_K;
+    case DType::Q6_K: return kGgmlQ6_K;
   }
   JM_CHECK(false, "dtype without a ggml type");
 }
@@ -178,6 +179,7 @@ bool dtype_of_ggml_type(uint32_t ggml_type, DType* out) {
     case kGgmlQ4_0: *out = DType::Q4_0; return true;
     case kGgmlQ4_K: *out = DType::Q4_K; return true;
     case kGgmlQ5_K: *out = DType::Q5_K; return true;
+    case kGgmlQ6_K: *out = DType::Q6_K; return true;
     default: return false;
   }
 }

@@ -1,4 +1,4 @@
-// `jetmoe quantize --type q4_k|q5_k` and k-quant GGUF models through the CLI, on a random model
+// `jetmoe quantize --type q4_k|q5_k|q6_k` and k-quant GGUF models through the CLI, on a random model
 // made by `jetmoe init` (Llama-2 tokenizer of the tokenizer test assets) with rows of 256 (stored
 // as the k-quant) and of 128 (the Q8_0 fallback), and one expert per stack (no routing decision
 // for 4-bit noise to flip): what quantize prints, what an independent reader (@huggingface/gguf,
@@ -6,6 +6,7 @@
 // within 4- and 5-bit quantization error of the checkpoint's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -41,7 +42,7 @@ class GgufKQuantCli : public ::testing::Test {
         run_cli({"init", "--config", dir_ + "/config.json", "--out", model(), "--dtype", "f32", "--seed", "3",
                  "--tokenizer", tokenizer_asset_dir() + "/llama2/tokenizer.json"});
     ASSERT_EQ(init.exit_code, 0) << init.err;
-    for (const char* type : {"q4_k", "q5_k", "q4_0"}) {
+    for (const char* type : {"q4_k", "q5_k", "q6_k", "q4_0"}) {
       quantize_out_[type] = run_cli({"quantize", "-m", model(), "-o", gguf(type), "--type", type, "-t", "2"});
       ASSERT_EQ(quantize_out_[type].exit_code, 0) << quantize_out_[type].err;
     }
@@ -81,25 +82,29 @@ TEST_F(GgufKQuantCli, QuantizePrintsWhatItConverted) {
   }
 }
 
-// @huggingface/gguf reads our header, and its own tables agree with what we wrote: Q4_K / Q5_K
-// are tensor types 12 / 13, the file types Q4_K_S / Q5_K_S are 14 / 16, and they are 4.5 / 5.5
-// bits per weight in super-blocks of 8 blocks of 32, which the tensors' extents in the data
-// section (offset gaps, padded to 32) show.
+// @huggingface/gguf reads our header, and its own tables agree with what we wrote: Q4_K / Q5_K /
+// Q6_K are tensor types 12 / 13 / 14, the file types Q4_K_S / Q5_K_S / Q6_K are 14 / 16 / 18, and
+// they are 4.5 / 5.5 / 6.5625 bits per weight in super-blocks of 256, which the tensors' extents in
+// the data section (offset gaps, padded to 32) show.
 TEST_F(GgufKQuantCli, AnIndependentReaderAgreesOnTypesAndSizes) {
   const json types = node({std::string(JETMOE_SOURCE_DIR) + "/tools/gguf/ggml_types.mjs"});
   ASSERT_EQ(types["tensor_types"]["Q4_K"], 12);
   ASSERT_EQ(types["tensor_types"]["Q5_K"], 13);
+  ASSERT_EQ(types["tensor_types"]["Q6_K"], 14);
   struct Case {
     const char* file;
-    std::string type, bits;
-    uint64_t sixteenths;  // bytes per 16 values
+    std::string type, file_type, bits, blocks;
+    uint64_t bytes_per_256;
+    int tensors;  // the embedding, per layer attention inputs, kv_proj, MLP input (and the head in Q6_K)
   };
-  for (const Case& c : {Case{"q4_k", "Q4_K", "4.5", 9}, Case{"q5_k", "Q5_K", "5.5", 11}}) {
+  for (const Case& c : {Case{"q4_k", "Q4_K", "Q4_K_S", "4.5", "8 blocks, each block has 32", 144, 7},
+                        Case{"q5_k", "Q5_K", "Q5_K_S", "5.5", "8 blocks, each block has 32", 176, 7},
+                        Case{"q6_k", "Q6_K", "Q6_K", "6.5625", "16 blocks, each block has 16", 210, 8}}) {
     const std::string description = types["descriptions"][c.type];
-    EXPECT_TRUE(contains(description, "Super-blocks with 8 blocks, each block has 32 weights")) << description;
+    EXPECT_TRUE(contains(description, "Super-blocks with " + c.blocks + " weights")) << description;
     EXPECT_TRUE(contains(description, c.bits + " bits-per-weight")) << description;
     const json seen = node({std::string(JETMOE_SOURCE_DIR) + "/tools/gguf/read_gguf.mjs", gguf(c.file)});
-    EXPECT_EQ(seen["metadata"]["general.file_type"]["value"], types["file_types"][c.type + "_S"]);
+    EXPECT_EQ(seen["metadata"]["general.file_type"]["value"], types["file_types"][c.file_type]);
 
     const GgufFile file(gguf(c.file));
     ASSERT_EQ(seen["tensors"].size(), file.tensors().size());
@@ -111,30 +116,32 @@ TEST_F(GgufKQuantCli, AnIndependentReaderAgreesOnTypesAndSizes) {
       ++k_quant;
       uint64_t values = 1;
       for (const json& d : s["shape"]) values *= std::stoull(d.get<std::string>());
-      const uint64_t bytes = values * c.sixteenths / 16;
+      const uint64_t bytes = values / 256 * c.bytes_per_256;
       const uint64_t begin = std::stoull(s["offset"].get<std::string>());
       const uint64_t end = i + 1 < file.tensors().size()
                                ? std::stoull(seen["tensors"][i + 1]["offset"].get<std::string>())
                                : fs::file_size(gguf(c.file)) - file.data_offset();
       EXPECT_EQ(end - begin, (bytes + 31) / 32 * 32) << c.type << " " << s["name"];
     }
-    EXPECT_EQ(k_quant, 1 + 2 * 3) << c.type;  // the embedding; per layer attention inputs, kv_proj, MLP input
+    EXPECT_EQ(k_quant, c.tensors) << c.type;
   }
 }
 
 TEST_F(GgufKQuantCli, InfoNamesTheTypes) {
-  for (const char* type : {"q4_k", "q5_k"}) {
-    const CliResult r = run_cli({"info", "-m", gguf(type)});
+  for (const std::string type : {"Q4_K", "Q5_K", "Q6_K"}) {
+    std::string file = type;
+    std::transform(file.begin(), file.end(), file.begin(), ::tolower);
+    const CliResult r = run_cli({"info", "-m", gguf(file)});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_TRUE(contains(r.out, std::string(type) == "q4_k" ? "Q4_K" : "Q5_K")) << r.out;
+    EXPECT_TRUE(contains(r.out, type)) << r.out;
     EXPECT_TRUE(contains(r.out, "Q8_0")) << r.out;
   }
 }
 
 // Logits of the Q4_K, Q5_K and Q4_0 files against the float32 checkpoint's: within 4-bit error
-// (relative RMS difference measured 0.057 for Q5_K, 0.12 for Q4_K, 0.18 for Q4_0 on this model; unrelated logits
+// (relative RMS difference measured 0.034 for Q6_K, 0.057 for Q5_K, 0.12 for Q4_K, 0.18 for Q4_0 on this model; unrelated logits
 // of the same size differ by ~1.4), Q4_K, with its per-sub-block mins and fitted scales, closer
-// than Q4_0 at the same 4.5 bits per weight, and Q5_K (twice the levels) closer than Q4_K.
+// than Q4_0 at the same 4.5 bits per weight, and each extra bit closer again.
 TEST_F(GgufKQuantCli, ForwardLogitsAreWithinFourBitErrorOfTheCheckpoints) {
   const std::string ids = "1,450,4996,17354,1701,7721,29889,306,4658,338,263,1243";
   auto logits = [&](const std::string& model_path, const std::string& name) {
@@ -152,17 +159,19 @@ TEST_F(GgufKQuantCli, ForwardLogitsAreWithinFourBitErrorOfTheCheckpoints) {
     return std::sqrt(diff / norm);
   };
   const double q4k = relative_rms(logits(gguf("q4_k"), "q4k.npy"));
+  const double q6k = relative_rms(logits(gguf("q6_k"), "q6k.npy"));
   const double q5k = relative_rms(logits(gguf("q5_k"), "q5k.npy"));
   const double q4_0 = relative_rms(logits(gguf("q4_0"), "q40.npy"));
-  std::cout << "[ measured ] relative RMS logit error: Q5_K " << q5k << ", Q4_K " << q4k << ", Q4_0 " << q4_0
-            << "\n";
+  std::cout << "[ measured ] relative RMS logit error: Q6_K " << q6k << ", Q5_K " << q5k << ", Q4_K " << q4k
+            << ", Q4_0 " << q4_0 << "\n";
   EXPECT_LT(q4k, 0.3);
   EXPECT_LT(q4k, q4_0);
   EXPECT_LT(q5k, 0.7 * q4k);
+  EXPECT_LT(q6k, 0.7 * q5k);
 }
 
 TEST_F(GgufKQuantCli, GenerateAndPerplexityRunOnTheFiles) {
-  for (const char* type : {"q4_k", "q5_k"}) {
+  for (const char* type : {"q4_k", "q5_k", "q6_k"}) {
     const CliResult gen = run_cli({"generate", "-m", gguf(type), "-p", "Once upon a time", "-n", "8", "--temp", "0"});
     ASSERT_EQ(gen.exit_code, 0) << gen.err;
     EXPECT_TRUE(contains(gen.out, "Once upon a time")) << gen.out;
@@ -175,7 +184,7 @@ TEST_F(GgufKQuantCli, GenerateAndPerplexityRunOnTheFiles) {
     return json::parse(r.out)["perplexity"].get<double>();
   };
   const double exact = perplexity(model());
-  for (const char* type : {"q4_k", "q5_k"}) {
+  for (const char* type : {"q4_k", "q5_k", "q6_k"}) {
     const double got = perplexity(gguf(type));
     // A random model: perplexity near the vocabulary size either way; the file's within 10%.
     EXPECT_TRUE(std::isfinite(got));

@@ -3,8 +3,8 @@
 // its GGUF exports at F32, Q8_0 and Q4_0 (what `jetmoe quantize` writes) score fresh text of
 // that language with compute_perplexity. Stated bounds: Q8_0 within 1% and Q4_0 within 5% of
 // the F32 file's perplexity (measured: see the printed line). A wider model (every row a
-// multiple of 256) does the same for Q4_K and Q5_K: within 3% and 1% of F32. A broken quantized path (a wrong
-// scale, a wrong nibble order) scores near the vocabulary size instead.
+// multiple of 256) does the same for Q4_K, Q5_K and Q6_K: within 3%, 1% and 1% of F32. A broken
+// quantized path (a wrong scale, a wrong nibble order) scores near the vocabulary size instead.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -142,14 +142,16 @@ TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
 // The k-quants on the wider model (Q4_0 alongside, for comparison on the same weights).
 TEST(QuantizedPerplexity, KQuantFilesStayWithinTheStatedBoundOfF32) {
   std::map<DType, double> ppl =
-      trained_perplexities(wide_config(), 120, {DType::F32, DType::Q5_K, DType::Q4_K, DType::Q4_0});
+      trained_perplexities(wide_config(), 120, {DType::F32, DType::Q6_K, DType::Q5_K, DType::Q4_K, DType::Q4_0});
   auto change = [&](DType t) { return ppl[t] / ppl[DType::F32] - 1; };
-  std::cout << "[ measured ] held-out perplexity F32 " << ppl[DType::F32] << ", Q5_K " << ppl[DType::Q5_K] << " ("
+  std::cout << "[ measured ] held-out perplexity F32 " << ppl[DType::F32] << ", Q6_K " << ppl[DType::Q6_K] << " ("
+            << 100 * change(DType::Q6_K) << "%), Q5_K " << ppl[DType::Q5_K] << " ("
             << 100 * change(DType::Q5_K) << "%), Q4_K " << ppl[DType::Q4_K] << " (" << 100 * change(DType::Q4_K)
             << "%), Q4_0 " << ppl[DType::Q4_0] << " (" << 100 * change(DType::Q4_0) << "%)\n";
   EXPECT_LT(ppl[DType::F32], 6.0);
   EXPECT_LT(std::fabs(change(DType::Q4_K)), 0.03);
   EXPECT_LT(std::fabs(change(DType::Q5_K)), 0.01);
+  EXPECT_LT(std::fabs(change(DType::Q6_K)), 0.01);
 }
 
 // The f16 KV cache (--cache-type f16) on the same trained model: K and V rounded to 2^-11 of

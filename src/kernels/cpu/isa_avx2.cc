@@ -16,6 +16,7 @@
 #include "core/dtype.h"
 #include "core/q4_k.h"
 #include "core/q5_k.h"
+#include "core/q6_k.h"
 #include "kernels/attention_backward.h"
 
 // Only code between push and pop may use these instructions; dispatch (ops.cc) calls into it
@@ -28,6 +29,7 @@ namespace jetmoe::kernels::cpu::avx2 {
 #include "kernels/cpu/simd_q8_avx2-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/simd_kquant_avx2-inl.h"
+#include "kernels/cpu/simd_q6k_avx2-inl.h"
 #include "kernels/cpu/matmul_kquant-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/decode_attention-inl.h"
@@ -41,7 +43,8 @@ namespace jetmoe::kernels::cpu::avx2 {
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table = avx2::portable_kernel_table<avx2::Q8Avx2, avx2::KQuantAvx2>(Isa::Avx2);
+  static const KernelTable table =
+      avx2::portable_kernel_table<avx2::Q8Avx2, avx2::KQuantAvx2, avx2::Q6kAvx2>(Isa::Avx2);
   return table;
 }
 

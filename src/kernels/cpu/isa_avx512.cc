@@ -21,6 +21,7 @@
 #include "core/dtype.h"
 #include "core/q4_k.h"
 #include "core/q5_k.h"
+#include "core/q6_k.h"
 #include "kernels/attention_backward.h"
 
 #pragma GCC push_options
@@ -31,6 +32,7 @@ namespace jetmoe::kernels::cpu::avx512 {
 #include "kernels/cpu/simd_q8_avx2-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/simd_kquant_avx2-inl.h"
+#include "kernels/cpu/simd_q6k_avx2-inl.h"
 #include "kernels/cpu/matmul_kquant-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/decode_attention-inl.h"
@@ -46,7 +48,8 @@ namespace jetmoe::kernels::cpu {
 
 const KernelTable& avx512_kernels() {
   static const KernelTable table = [] {
-    KernelTable t = avx512::portable_kernel_table<avx512::Q8Avx2, avx512::KQuantAvx2>(Isa::Avx512);
+    KernelTable t =
+        avx512::portable_kernel_table<avx512::Q8Avx2, avx512::KQuantAvx2, avx512::Q6kAvx2>(Isa::Avx512);
     t.cross_entropy_row = avx512::cross_entropy_row;
     return t;
   }();

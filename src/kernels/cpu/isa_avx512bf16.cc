@@ -22,6 +22,7 @@
 #include "core/dtype.h"
 #include "core/q4_k.h"
 #include "core/q5_k.h"
+#include "core/q6_k.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c")

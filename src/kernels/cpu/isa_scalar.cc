@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "core/q4_k.h"
 #include "core/q5_k.h"
+#include "core/q6_k.h"
 #include "kernels/attention_backward.h"
 #include "kernels/cpu/kernel_table.h"
 
@@ -22,6 +23,7 @@ namespace jetmoe::kernels::cpu::scalar {
 #include "kernels/cpu/simd_q8_scalar-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/simd_kquant_scalar-inl.h"
+#include "kernels/cpu/simd_q6k_scalar-inl.h"
 #include "kernels/cpu/matmul_kquant-inl.h"
 #include "kernels/cpu/attention-inl.h"
 #include "kernels/cpu/decode_attention-inl.h"
@@ -34,7 +36,8 @@ namespace jetmoe::kernels::cpu::scalar {
 namespace jetmoe::kernels::cpu {
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table = scalar::portable_kernel_table<scalar::Q8Scalar, scalar::KQuantScalar>(Isa::Scalar);
+  static const KernelTable table =
+      scalar::portable_kernel_table<scalar::Q8Scalar, scalar::KQuantScalar, scalar::Q6kScalar>(Isa::Scalar);
   return table;
 }
 

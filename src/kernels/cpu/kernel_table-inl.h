@@ -1,9 +1,9 @@
 // The table of the kernels compiled into the including namespace (each isa_<level>.cc includes
 // this after the other -inl files, under its own target flags). `Q8` is the level's int8
 // dot-product policy for Q8_0 / Q4_0 weights, `KQuant<Layout>` its policy for Q4_K / Q5_K
-// super-blocks; a level with more (bf16 dot products, VNNI) starts from this table and overwrites
-// the entries it improves.
-template <class Q8, template <class> class KQuant>
+// super-blocks and `Q6k` for Q6_K's; a level with more (bf16 dot products, VNNI) starts from this
+// table and overwrites the entries it improves.
+template <class Q8, template <class> class KQuant, class Q6k>
 KernelTable portable_kernel_table(Isa isa) {
   return {
       .isa = isa,
@@ -21,6 +21,8 @@ KernelTable portable_kernel_table(Isa isa) {
       .gemm_q4k = gemm_kquant_dots<KQuant<Q4kLayout>>,
       .gemv_q5k = gemv_kquant<KQuant<Q5kLayout>>,
       .gemm_q5k = gemm_kquant_dots<KQuant<Q5kLayout>>,
+      .gemv_q6k = gemv_kquant<Q6k>,
+      .gemm_q6k = gemm_kquant_dots<Q6k>,
       .rmsnorm = rmsnorm,
       .silu_glu = silu_glu,
       .silu_glu_backward = silu_glu_backward,

@@ -172,7 +172,7 @@ struct KernelTable {
                   int64_t ldy);
   void (*gemm_q8)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                   int64_t ldy, float* scratch);
-  // The same for Q4_K and Q5_K weights (matmul_kquant-inl.h), on the same QuantizedRows.
+  // The same for Q4_K, Q5_K and Q6_K weights (matmul_kquant-inl.h), on the same QuantizedRows.
   void (*gemv_q4k)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                    int64_t ldy);
   void (*gemm_q4k)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
@@ -180,6 +180,10 @@ struct KernelTable {
   void (*gemv_q5k)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                    int64_t ldy);
   void (*gemm_q5k)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                   int64_t ldy, float* scratch);
+  void (*gemv_q6k)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
+                   int64_t ldy);
+  void (*gemm_q6k)(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                    int64_t ldy, float* scratch);
 
   // One row each.

@@ -132,7 +132,8 @@ void gemv(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_K:
-    case DType::Q5_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_kquant*)
+    case DType::Q5_K:
+    case DType::Q6_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_kquant*)
   }
 }
 
@@ -262,7 +263,8 @@ void gemm(const float* x, int64_t ldx, int64_t T, const WeightMatrix& W, int64_t
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_K:
-    case DType::Q5_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_kquant*)
+    case DType::Q5_K:
+    case DType::Q6_K: return;  // ops.cc runs quantized weights on the 8-bit kernels (matmul_q8*, matmul_kquant*)
   }
 }
 

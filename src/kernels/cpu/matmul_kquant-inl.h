@@ -1,21 +1,23 @@
-// Products y = x · W^T with Q4_K or Q5_K weights (core/q4_k.h, core/q5_k.h) on 8-bit activation
+// Products y = x · W^T with k-quant weights (core/q4_k.h, q5_k.h, q6_k.h) on 8-bit activation
 // rows (QuantizedRows, blocks of 32 aligned with the k-quant sub-blocks), with the numerics of
 // kernels/ref/quantized_ops.h:
 // per sub-block k of a super-block with scales d, dmin and 6-bit sc_k, m_k, against the
 // activation block with scale dx_k, levels q and level sum s_k,
 //   d sc_k dx_k (sum_j w_j q_j) - dmin m_k dx_k s_k      (w_j the levels, 0 .. 15 or 0 .. 31)
-// so the min term needs only the block sum QuantizedRows already carries.
+// so the min term needs only the block sum QuantizedRows already carries (Q6_K has no mins: two
+// groups of 16 with signed scales per activation block, see quantized_ops.h).
 //  - gemv_kquant: few rows (decoding). Streams W rows once, super-block by super-block, the weights
-//    staying 4.5 (5.5) bits per value up to the registers.
+//    staying 4.5 to 6.6 bits per value up to the registers.
 //  - gemm_kquant_dots: many rows, as the same dot products, four activation rows per pass over a
 //    tile of W rows.
-// Written once over the super-block policy K of the including level (simd_kquant_*-inl.h), whose
-// K::Layout is the format's Q4kLayout or Q5kLayout:
+// Written once over the super-block policy K of the including level (simd_kquant_*-inl.h for
+// Q4_K / Q5_K, whose K::Layout is Q4kLayout or Q5kLayout; simd_q6k_*-inl.h for Q6_K):
 //   K::Sums (a row's running sums), K::zero(), K::finish(sums) -> y,
 //   K::Scales, K::load_scales(super_block) (its d sc_k and dmin m_k, shared by the rows),
 //   K::accumulate(super_block, scales, xq, xs, xsum, sums) (256 levels, 8 scales, 8 sums).
-// The AVX512_VNNI level replaces both with matmul_kquant_vnni-inl.h. Included by isa_<level>.cc
-// inside its namespace and target pragma (after core/q4_k.h and core/q5_k.h); no includes here.
+// The AVX512_VNNI level replaces both for Q4_K / Q5_K with matmul_kquant_vnni-inl.h. Included by
+// isa_<level>.cc inside its namespace and target pragma (after core/q4_k.h, q5_k.h and q6_k.h); no
+// includes here.
 
 // Activation rows t0 .. t0 + kT - 1 against W rows [o_begin, o_end), one W row at a time; each
 // super-block's scales are decoded once for the kT rows.

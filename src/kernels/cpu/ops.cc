@@ -50,7 +50,7 @@ struct PreparedJob {
   bool bf16_dot = false;         // runs on gemm_bf16dot
   std::vector<float> x_panels;   // rows rounded to bf16 and packed when gemm_bf16dot runs this job
   std::vector<float> x_rounded;  // [rows, in] bf16-rounded rows when it cannot
-  std::vector<int8_t> q8;        // Q8_0 / Q4_0 / Q4_K / Q5_K weights: [rows, in] levels
+  std::vector<int8_t> q8;        // Q8_0 / Q4_0 / k-quant weights: [rows, in] levels
   std::vector<float> q8_scale;   // [rows, in / 32]
   std::vector<int32_t> q8_sum;   // [rows, in / 32]
 
@@ -179,11 +179,15 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
     if (p.quantized()) {
       const DType t = p.W.dtype;
       if (p.gemv)
-        (t == DType::Q4_K ? kt.gemv_q4k : t == DType::Q5_K ? kt.gemv_q5k : kt.gemv_q8)(
-            p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
+        (t == DType::Q4_K   ? kt.gemv_q4k
+         : t == DType::Q5_K ? kt.gemv_q5k
+         : t == DType::Q6_K ? kt.gemv_q6k
+                            : kt.gemv_q8)(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
       else
-        (t == DType::Q4_K ? kt.gemm_q4k : t == DType::Q5_K ? kt.gemm_q5k : kt.gemm_q8)(
-            p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
+        (t == DType::Q4_K   ? kt.gemm_q4k
+         : t == DType::Q5_K ? kt.gemm_q5k
+         : t == DType::Q6_K ? kt.gemm_q6k
+                            : kt.gemm_q8)(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
     } else if (p.gemv) kt.gemv(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
     else if (p.bf16_dot) kt.gemm_bf16dot(p.x_panels.data(), job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
     else kt.gemm(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);

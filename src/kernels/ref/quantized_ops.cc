@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/q4_k.h"
 #include "core/q5_k.h"
+#include "core/q6_k.h"
 
 namespace jetmoe::kernels {
 
@@ -48,7 +49,7 @@ float weight_block(const TensorView& W, int64_t row, int64_t b, int levels[32]) 
 }
 
 KQuantSubBlock k_quant_sub_block(const TensorView& W, int64_t row, int64_t b) {
-  JM_CHECK(dtype_is_k_quant(W.dtype), "k_quant_sub_block: ", dtype_name(W.dtype), " is not Q4_K or Q5_K");
+  JM_CHECK(W.dtype == DType::Q4_K || W.dtype == DType::Q5_K, "k_quant_sub_block: ", dtype_name(W.dtype), " is not Q4_K or Q5_K");
   const int64_t in = W.shape.back(), k = b % kQ4kSubBlocks;
   const auto* block = static_cast<const uint8_t*>(W.data) + size_t(row) * dtype_bytes(W.dtype, in) +
                       size_t(b / kQ4kSubBlocks) * dtype_block_bytes(W.dtype);
@@ -70,7 +71,41 @@ KQuantSubBlock k_quant_sub_block(const TensorView& W, int64_t row, int64_t b) {
   return out;
 }
 
+Q6kBlock q6k_block(const TensorView& W, int64_t row, int64_t b) {
+  JM_CHECK(W.dtype == DType::Q6_K, "q6k_block: ", dtype_name(W.dtype), " is not Q6_K");
+  const int64_t in = W.shape.back(), groups_per_block = kQuantBlock / kQ6kGroup;
+  const auto* block = static_cast<const uint8_t*>(W.data) + size_t(row) * dtype_bytes(W.dtype, in) +
+                      size_t(b * kQuantBlock / kKQuantSuperBlock) * kQ6kBytes;
+  const int first = int(b * kQuantBlock % kKQuantSuperBlock);  // of the 32 values in the super-block
+  uint16_t d;
+  std::memcpy(&d, block + kQ6kDAt, 2);
+  Q6kBlock out;
+  out.d = f16_to_f32(d);
+  for (int g = 0; g < groups_per_block; ++g) out.sc[g] = int8_t(block[kQ6kScalesAt + first / kQ6kGroup + g]);
+  for (int j = 0; j < 32; ++j) out.levels[j] = q6k_level(block, first + j) - 32;
+  return out;
+}
+
 namespace {
+
+// Row t of y for a Q6_K weight, from the row's activation levels q and block scales.
+void q6k_row(const TensorView& W, const int8_t* q, const float* scale, float* y) {
+  const int64_t out = W.shape[0], blocks = W.shape[1] / kQuantBlock;
+  for (int64_t o = 0; o < out; ++o) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const Q6kBlock w = q6k_block(W, o, b);
+      int32_t dot = 0;
+      for (int g = 0; g < 2; ++g) {
+        int32_t group = 0;
+        for (int j = 16 * g; j < 16 * g + 16; ++j) group += w.levels[j] * q[b * 32 + j];
+        dot += w.sc[g] * group;
+      }
+      acc += (w.d * scale[b]) * float(dot);
+    }
+    y[o] = acc;
+  }
+}
 
 // Row t of y for a Q4_K or Q5_K weight, from the row's activation levels q and block scales.
 void k_quant_row(const TensorView& W, const int8_t* q, const float* scale, float* y) {
@@ -95,7 +130,7 @@ void k_quant_row(const TensorView& W, const int8_t* q, const float* scale, float
 
 void matmul_xwT_q8(const float* x, int64_t x_stride, int64_t T, const TensorView& W, float* y, int64_t y_stride) {
   JM_CHECK(W.shape.size() == 2 && dtype_is_quantized(W.dtype) && W.shape[1] % dtype_block_elems(W.dtype) == 0,
-           "matmul_xwT_q8 needs a 2-D Q8_0 / Q4_0 / Q4_K / Q5_K weight with rows of whole blocks, got ", dtype_name(W.dtype),
+           "matmul_xwT_q8 needs a 2-D Q8_0 / Q4_0 / k-quant weight with rows of whole blocks, got ", dtype_name(W.dtype),
            " ", shape_str(W.shape));
   const int64_t out = W.shape[0], in = W.shape[1], blocks = in / kQuantBlock;
   std::vector<int8_t> q(static_cast<size_t>(in));
@@ -103,6 +138,10 @@ void matmul_xwT_q8(const float* x, int64_t x_stride, int64_t T, const TensorView
   int levels[32];
   for (int64_t t = 0; t < T; ++t) {
     quantize_row_q8(x + t * x_stride, in, q.data(), scale.data());
+    if (W.dtype == DType::Q6_K) {
+      q6k_row(W, q.data(), scale.data(), y + t * y_stride);
+      continue;
+    }
     if (dtype_is_k_quant(W.dtype)) {
       k_quant_row(W, q.data(), scale.data(), y + t * y_stride);
       continue;

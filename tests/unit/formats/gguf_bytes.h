@@ -17,7 +17,7 @@ enum GgufTypeId : uint32_t {
 };
 // ggml tensor type ids.
 enum GgmlTypeId : uint32_t {
-  kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlQ6_K = 14, kGgmlBF16 = 30
+  kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ3_K = 11, kGgmlQ4_K = 12, kGgmlBF16 = 30
 };
 
 class GgufBytes {

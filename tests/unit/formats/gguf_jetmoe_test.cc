@@ -105,7 +105,7 @@ TEST(GgufJetmoe, StorageDtypePolicy) {
   using R = TensorRole;
   const DType bf16 = DType::BF16;
   for (R role : {R::kNorm, R::kBias, R::kRouter}) {
-    for (DType type : {DType::Q5_K, DType::Q4_K, DType::Q4_0, DType::Q8_0, DType::F16, DType::BF16, DType::F32})
+    for (DType type : {DType::Q6_K, DType::Q5_K, DType::Q4_K, DType::Q4_0, DType::Q8_0, DType::F16, DType::BF16, DType::F32})
       EXPECT_EQ(gguf_storage_dtype(role, type, 256, bf16, false), DType::F32);
   }
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q4_0, 64, bf16, false), DType::Q4_0);
@@ -119,14 +119,16 @@ TEST(GgufJetmoe, StorageDtypePolicy) {
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::Q8_0, 100, DType::F32, false), DType::F32);
   EXPECT_EQ(gguf_storage_dtype(R::kMatrix, DType::F16, 100, bf16, false), DType::F16);
   // The k-quants: rows of whole 256-value super-blocks; other rows of whole 32-value blocks fall
-  // back to Q8_0; the head is Q8_0 as in a Q4_0 file.
-  for (DType k : {DType::Q4_K, DType::Q5_K}) {
+  // back to Q8_0; the head is Q8_0 in a 4- or 5-bit file as in a Q4_0 file, Q6_K in a Q6_K file.
+  for (DType k : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const DType head = k == DType::Q6_K ? k : DType::Q8_0;
     EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 512, bf16, false), k);
     EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, k, 256, bf16, false), k);
     EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 64, bf16, false), DType::Q8_0);
     EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 288, bf16, false), DType::Q8_0);
-    EXPECT_EQ(gguf_storage_dtype(R::kHead, k, 256, bf16, false), DType::Q8_0);
-    EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, k, 256, bf16, true), DType::Q8_0);
+    EXPECT_EQ(gguf_storage_dtype(R::kHead, k, 256, bf16, false), head);
+    EXPECT_EQ(gguf_storage_dtype(R::kHead, k, 288, bf16, false), DType::Q8_0);
+    EXPECT_EQ(gguf_storage_dtype(R::kEmbedding, k, 256, bf16, true), head);
     EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 100, bf16, false), DType::BF16);
     EXPECT_EQ(gguf_storage_dtype(R::kMatrix, k, 100, DType::Q8_0, false), DType::F32);
   }

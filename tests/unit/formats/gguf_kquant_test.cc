@@ -1,7 +1,8 @@
-// JetMoE exported as a Q4_K or Q5_K GGUF file (what `jetmoe quantize --type q4_k|q5_k` writes):
+// JetMoE exported as a k-quant GGUF file (what `jetmoe quantize --type q4_k|q5_k|q6_k` writes):
 // which dtype each tensor gets, the file-type keys, the bytes against core's quantizer, and a model
 // run from the file against a float32 model holding exactly the values its blocks decode to. The
-// config has rows of 256 (the k-quant) and of 128 (the Q8_0 fallback), and an untied head (Q8_0).
+// config has rows of 256 (the k-quant) and of 128 (the Q8_0 fallback), and an untied head (Q8_0,
+// but Q6_K in a Q6_K file).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -42,9 +43,11 @@ JetMoeConfig k_quant_config() {
   return c;
 }
 
-// A random float32 checkpoint of k_quant_config().
-std::string make_checkpoint(const TempDir& dir) {
-  return testing::write_checkpoint(dir, "ckpt", k_quant_config(), /*seed=*/21);
+// A random float32 checkpoint of k_quant_config(), or of its variant with one expert per stack.
+std::string make_checkpoint(const TempDir& dir, bool one_expert = false) {
+  JetMoeConfig c = k_quant_config();
+  if (one_expert) c.num_experts = c.top_k = 1;
+  return testing::write_checkpoint(dir, "ckpt", c, /*seed=*/21);
 }
 
 // A k-quant file type and the ids llama.cpp gives it.
@@ -66,7 +69,7 @@ class GgufKQuant : public ::testing::TestWithParam<KQuantFile> {
 DType expected_dtype(const std::string& name, DType k_quant) {
   const TensorRole role = tensor_role(name);
   if (role == TensorRole::kNorm || role == TensorRole::kBias || role == TensorRole::kRouter) return DType::F32;
-  if (role == TensorRole::kHead) return DType::Q8_0;
+  if (role == TensorRole::kHead) return k_quant == DType::Q6_K ? DType::Q6_K : DType::Q8_0;
   if (name.ends_with("experts.output_linear.weight") || name.ends_with("mlp.output_linear.weight")) return DType::Q8_0;
   return k_quant;  // embedding, attention inputs, kv_proj, MLP input: rows of 256
 }
@@ -88,10 +91,11 @@ TEST_P(GgufKQuant, EveryTensorIsStoredAsTheTableSaysByteForByte) {
     ASSERT_EQ(got.nbytes(), want.size()) << name;
     EXPECT_EQ(std::memcmp(got.data, want.data(), want.size()), 0) << name;
   }
-  EXPECT_EQ(k_quant_tensors, 1 + 2 * 3);  // the embedding; per layer attention inputs, kv_proj, MLP input
+  // The embedding; per layer attention inputs, kv_proj, MLP input; in a Q6_K file the head.
+  EXPECT_EQ(k_quant_tensors, 1 + 2 * 3 + (type() == DType::Q6_K));
 }
 
-TEST_P(GgufKQuant, FileTypeIsLlamaCppsSmallKQuantMix) {
+TEST_P(GgufKQuant, FileAndTensorTypesAreLlamaCpps) {
   TempDir dir;
   const GgufFile file(export_file(make_checkpoint(dir), dir.file("kq.gguf")));
   EXPECT_EQ(file.find("general.file_type")->as_int(), GetParam().file_type);
@@ -116,10 +120,12 @@ TEST_P(GgufKQuant, ConversionDoesNotDependOnTheThreadCount) {
 
 // The file runs its dequantized weights: its logits are those of a float32 model holding exactly
 // the values its blocks decode to, up to the 8-bit rounding of activations that the quantized
-// products apply. 10 tokens: both the decoding (gemv) and prefill (gemm) kernels run.
+// products apply. 10 tokens: both the decoding (gemv) and prefill (gemm) kernels run. One expert
+// per stack: with a choice of experts, that rounding can flip a near-tie of the routers, which
+// moves the position's logits by their own size (it did for one position of ten with Q6_K).
 TEST_P(GgufKQuant, TheModelRunsItsDequantizedWeights) {
   TempDir dir;
-  ModelFiles gguf = open_model_files(export_file(make_checkpoint(dir), dir.file("kq.gguf")));
+  ModelFiles gguf = open_model_files(export_file(make_checkpoint(dir, /*one_expert=*/true), dir.file("kq.gguf")));
   const DequantizedWeights dequantized(gguf.store);
   for (const std::vector<int32_t>& ids : {std::vector<int32_t>{5, 17, 33, 90, 2, 64, 1, 40, 41, 42}, {7, 8}}) {
     const FloatTensor got = run_logits(open_model_files(dir.file("kq.gguf")), ids);
@@ -133,9 +139,11 @@ TEST_P(GgufKQuant, TheModelRunsItsDequantizedWeights) {
   }
 }
 
-// llama.cpp's ids: MOSTLY_Q4_K_S = 14 with ggml type Q4_K = 12; MOSTLY_Q5_K_S = 16, Q5_K = 13.
+// llama.cpp's ids: MOSTLY_Q4_K_S = 14 with ggml type Q4_K = 12; MOSTLY_Q5_K_S = 16, Q5_K = 13;
+// MOSTLY_Q6_K = 18, Q6_K = 14.
 INSTANTIATE_TEST_SUITE_P(, GgufKQuant,
-                         ::testing::Values(KQuantFile{DType::Q4_K, 14, 12}, KQuantFile{DType::Q5_K, 16, 13}),
+                         ::testing::Values(KQuantFile{DType::Q4_K, 14, 12}, KQuantFile{DType::Q5_K, 16, 13},
+                                           KQuantFile{DType::Q6_K, 18, 14}),
                          [](const ::testing::TestParamInfo<KQuantFile>& info) {
                            return std::string(dtype_name(info.param.type));
                          });

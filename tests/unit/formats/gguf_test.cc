@@ -181,7 +181,7 @@ TEST(Gguf, RoundTripsEveryTensorTypeAndRank) {
   const std::vector<Case> cases = {
       {"f32.1d", DType::F32, {5}},          {"f16.2d", DType::F16, {3, 7}},       {"bf16.3d", DType::BF16, {2, 3, 5}},
       {"q8.4d", DType::Q8_0, {2, 1, 3, 64}}, {"q4.2d", DType::Q4_0, {3, 96}},      {"empty", DType::F32, {0, 4}},
-      {"q4k.3d", DType::Q4_K, {2, 3, 512}}, {"q5k.2d", DType::Q5_K, {3, 256}},
+      {"q4k.3d", DType::Q4_K, {2, 3, 512}}, {"q5k.2d", DType::Q5_K, {3, 256}}, {"q6k.2d", DType::Q6_K, {2, 512}},
   };
   std::vector<std::string> data;
   data.reserve(cases.size());  // the views below point into these strings
@@ -225,16 +225,17 @@ TEST(Gguf, GgmlTypeIdsFollowTheSpec) {
   EXPECT_EQ(ggml_type_of(DType::Q8_0), 8u);
   EXPECT_EQ(ggml_type_of(DType::Q4_K), 12u);
   EXPECT_EQ(ggml_type_of(DType::Q5_K), 13u);
+  EXPECT_EQ(ggml_type_of(DType::Q6_K), 14u);
   EXPECT_EQ(ggml_type_of(DType::BF16), 30u);
-  for (DType dtype : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K}) {
+  for (DType dtype : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     DType back;
     ASSERT_TRUE(dtype_of_ggml_type(ggml_type_of(dtype), &back));
     EXPECT_EQ(back, dtype);
     EXPECT_EQ(ggml_type_name(ggml_type_of(dtype)), dtype_name(dtype));
   }
   DType unused;
-  EXPECT_FALSE(dtype_of_ggml_type(14, &unused));  // Q6_K
-  EXPECT_EQ(ggml_type_name(14), "Q6_K");
+  EXPECT_FALSE(dtype_of_ggml_type(11, &unused));  // Q3_K
+  EXPECT_EQ(ggml_type_name(11), "Q3_K");
 }
 
 TEST(Gguf, WriterRefusesWhatReadersWouldReject) {
