@@ -156,4 +156,18 @@ KQuantSuperBlock fit_k_quant_super_block(const float* x, const KQuantLevels& lv)
   return out;
 }
 
+void store_k_quant_scales(const KQuantSuperBlock& fit, uint8_t* block) {
+  std::memcpy(block, &fit.d_bits, 2);
+  std::memcpy(block + 2, &fit.dmin_bits, 2);
+  pack_q4k_scales(fit.scales, block + kQ4kScalesAt);
+}
+
+void store_low_nibbles(const KQuantSuperBlock& fit, uint8_t* qs) {
+  for (int g = 0; g < kQ4kSubBlocks / 2; ++g) {
+    const uint8_t* even = fit.levels + 2 * g * kSub;  // sub-block 2g: the low nibbles
+    const uint8_t* odd = even + kSub;
+    for (int l = 0; l < kSub; ++l) qs[g * kSub + l] = uint8_t((even[l] & 15) | (odd[l] & 15) << 4);
+  }
+}
+
 }  // namespace jetmoe

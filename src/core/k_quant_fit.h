@@ -33,4 +33,9 @@ struct KQuantSuperBlock {
 // Fits 256 values (NaN and infinities spoil only this super-block).
 KQuantSuperBlock fit_k_quant_super_block(const float* x, const KQuantLevels& levels);
 
+// Stores what Q4_K and Q5_K lay out alike: d, dmin and the packed scales (bytes 0-15 of `block`),
+// and the low 4 bits of each level in Q4_K's qs order at `qs` (core/q4_k.h).
+void store_k_quant_scales(const KQuantSuperBlock& fit, uint8_t* block);
+void store_low_nibbles(const KQuantSuperBlock& fit, uint8_t* qs);
+
 }  // namespace jetmoe

@@ -34,15 +34,8 @@ void dequantize_q4_k(const uint8_t* src, float* dst, size_t n) {
 void quantize_q4_k(const float* src, uint8_t* dst, size_t n) {
   for (size_t b = 0; b < n / kKQuantSuperBlock; ++b, src += kKQuantSuperBlock, dst += kQ4kBytes) {
     const KQuantSuperBlock fit = fit_k_quant_super_block(src, kQ4kLevels);
-    std::memcpy(dst, &fit.d_bits, 2);
-    std::memcpy(dst + 2, &fit.dmin_bits, 2);
-    pack_q4k_scales(fit.scales, dst + kQ4kScalesAt);
-    uint8_t* qs = dst + kQ4kLevelsAt;
-    for (int g = 0; g < kQ4kSubBlocks / 2; ++g) {
-      const uint8_t* even = fit.levels + 2 * g * kQuantBlock;  // sub-block 2g: the low nibbles
-      const uint8_t* odd = even + kQuantBlock;
-      for (int l = 0; l < kQuantBlock; ++l) qs[g * kQuantBlock + l] = uint8_t(even[l] | odd[l] << 4);
-    }
+    store_k_quant_scales(fit, dst);
+    store_low_nibbles(fit, dst + kQ4kLevelsAt);
   }
 }
 

@@ -23,19 +23,12 @@ void dequantize_q5_k(const uint8_t* src, float* dst, size_t n) {
 void quantize_q5_k(const float* src, uint8_t* dst, size_t n) {
   for (size_t b = 0; b < n / kKQuantSuperBlock; ++b, src += kKQuantSuperBlock, dst += kQ5kBytes) {
     const KQuantSuperBlock fit = fit_k_quant_super_block(src, kQ5kLevels);
-    std::memcpy(dst, &fit.d_bits, 2);
-    std::memcpy(dst + 2, &fit.dmin_bits, 2);
-    pack_q4k_scales(fit.scales, dst + kQ4kScalesAt);
+    store_k_quant_scales(fit, dst);
+    store_low_nibbles(fit, dst + kQ5kLevelsAt);
     uint8_t* qh = dst + kQ5kHighBitsAt;
-    uint8_t* qs = dst + kQ5kLevelsAt;
     std::memset(qh, 0, 32);
     for (int k = 0; k < kQ4kSubBlocks; ++k)
-      for (int l = 0; l < kQuantBlock; ++l) {
-        const uint8_t q = fit.levels[k * kQuantBlock + l];
-        uint8_t& low = qs[32 * (k / 2) + l];
-        low = uint8_t(k % 2 == 0 ? (q & 15) : (low | (q & 15) << 4));
-        qh[l] = uint8_t(qh[l] | (q >> 4) << k);
-      }
+      for (int l = 0; l < kQuantBlock; ++l) qh[l] = uint8_t(qh[l] | (fit.levels[k * kQuantBlock + l] >> 4) << k);
   }
 }
 

@@ -79,10 +79,10 @@ void quantize_super_block(const float* x, uint8_t* out) {
     float q[kQ6kGroup];
     nearest_levels(x + g * kQ6kGroup, d * float(sc), q);  // against the scale the decoder computes
     for (int j = 0; j < kQ6kGroup; ++j) {
-      const int v = g * kQ6kGroup + j, level = int(q[j]) - kLowest;  // 0 .. 63
-      const int half = v / 128, chunk = v % 128 / 32, l = v % 32;
-      out[64 * half + 32 * (chunk % 2) + l] |= uint8_t((level & 15) << (chunk < 2 ? 0 : 4));
-      out[kQ6kHighBitsAt + 32 * half + l] |= uint8_t((level >> 4) << (2 * chunk));
+      const int level = int(q[j]) - kLowest;  // 0 .. 63
+      const Q6kBits b = q6k_bits(g * kQ6kGroup + j);
+      out[b.low_byte] |= uint8_t((level & 15) << b.low_shift);
+      out[b.high_byte] |= uint8_t((level >> 4) << b.high_shift);
     }
   }
 }

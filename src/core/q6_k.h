@@ -24,12 +24,20 @@ inline constexpr size_t kQ6kScalesAt = 192;
 inline constexpr size_t kQ6kDAt = 208;
 inline constexpr int kQ6kGroup = 16;  // values per scale
 
-// The level (0 .. 63) of value v (0 .. 255) of a super-block.
-inline int q6k_level(const uint8_t* block, int v) {
+// Where value v (0 .. 255) of a super-block keeps its level: the byte and shift of its low 4 bits
+// (in ql) and of its high 2 bits (in qh).
+struct Q6kBits {
+  int low_byte, low_shift, high_byte, high_shift;
+};
+inline Q6kBits q6k_bits(int v) {
   const int half = v / 128, chunk = v % 128 / 32, l = v % 32;
-  const uint8_t low = block[64 * half + 32 * (chunk % 2) + l];
-  const uint8_t high = block[kQ6kHighBitsAt + 32 * half + l];
-  return ((chunk < 2 ? low : low >> 4) & 15) | ((high >> (2 * chunk)) & 3) << 4;
+  return {64 * half + 32 * (chunk % 2) + l, chunk < 2 ? 0 : 4, int(kQ6kHighBitsAt) + 32 * half + l, 2 * chunk};
+}
+
+// The level (0 .. 63) of value v of a super-block.
+inline int q6k_level(const uint8_t* block, int v) {
+  const Q6kBits b = q6k_bits(v);
+  return ((block[b.low_byte] >> b.low_shift) & 15) | ((block[b.high_byte] >> b.high_shift) & 3) << 4;
 }
 
 // n values (a multiple of kKQuantSuperBlock) from / to whole super-blocks.

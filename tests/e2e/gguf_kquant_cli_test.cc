@@ -6,7 +6,6 @@
 // within 4- and 5-bit quantization error of the checkpoint's.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -128,9 +127,7 @@ TEST_F(GgufKQuantCli, AnIndependentReaderAgreesOnTypesAndSizes) {
 }
 
 TEST_F(GgufKQuantCli, InfoNamesTheTypes) {
-  for (const std::string type : {"Q4_K", "Q5_K", "Q6_K"}) {
-    std::string file = type;
-    std::transform(file.begin(), file.end(), file.begin(), ::tolower);
+  for (const auto& [file, type] : {std::pair{"q4_k", "Q4_K"}, {"q5_k", "Q5_K"}, {"q6_k", "Q6_K"}}) {
     const CliResult r = run_cli({"info", "-m", gguf(file)});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(contains(r.out, type)) << r.out;

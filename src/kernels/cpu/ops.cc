@@ -125,6 +125,20 @@ int64_t gemv_tile_bytes_for(const std::vector<PreparedJob>& prepared, int thread
   return std::clamp(bytes / (threads * kGemvTilesPerThread), kGemvMinTileBytes, kGemvMaxTileBytes);
 }
 
+// The table's decoding and prefill products for quantized weights of type t.
+struct QuantizedProducts {
+  decltype(KernelTable::gemv_q8) gemv;
+  decltype(KernelTable::gemm_q8) gemm;
+};
+QuantizedProducts quantized_products(const KernelTable& kt, DType t) {
+  switch (t) {
+    case DType::Q4_K: return {kt.gemv_q4k, kt.gemm_q4k};
+    case DType::Q5_K: return {kt.gemv_q5k, kt.gemm_q5k};
+    case DType::Q6_K: return {kt.gemv_q6k, kt.gemm_q6k};
+    default: return {kt.gemv_q8, kt.gemm_q8};  // Q8_0 and Q4_0
+  }
+}
+
 // An output range of one job: the unit the threads share.
 struct Tile {
   int32_t job;
@@ -177,17 +191,9 @@ void run_matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool& pool, const Ma
     const PreparedJob& p = prepared[size_t(tile.job)];
     const MatmulJob& job = *p.job;
     if (p.quantized()) {
-      const DType t = p.W.dtype;
-      if (p.gemv)
-        (t == DType::Q4_K   ? kt.gemv_q4k
-         : t == DType::Q5_K ? kt.gemv_q5k
-         : t == DType::Q6_K ? kt.gemv_q6k
-                            : kt.gemv_q8)(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
-      else
-        (t == DType::Q4_K   ? kt.gemm_q4k
-         : t == DType::Q5_K ? kt.gemm_q5k
-         : t == DType::Q6_K ? kt.gemm_q6k
-                            : kt.gemm_q8)(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
+      const QuantizedProducts products = quantized_products(kt, p.W.dtype);
+      if (p.gemv) products.gemv(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
+      else products.gemm(p.quantized_rows(), p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);
     } else if (p.gemv) kt.gemv(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
     else if (p.bf16_dot) kt.gemm_bf16dot(p.x_panels.data(), job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride);
     else kt.gemm(p.x, p.ldx, job.rows, p.W, tile.o_begin, tile.o_end, job.y, job.y_stride, panel);

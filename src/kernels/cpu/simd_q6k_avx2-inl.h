@@ -16,18 +16,23 @@ struct Q6kAvx2 {
   };
   struct Scales {
     float d;
+    __m256i groups[8];  // per activation block k: lanes 0-7 sc_2k, lanes 8-15 sc_2k+1 (int16)
   };
 
   static Sums zero() { return {{_mm256_setzero_ps(), _mm256_setzero_ps()}}; }
   static float finish(const Sums& s) { return Q8Avx2::reduce(_mm256_add_ps(s.acc[0], s.acc[1])); }
 
-  static Scales load_scales(const uint8_t* block) { return {Q8Avx2::f16(block + kQ6kDAt)}; }
+  static Scales load_scales(const uint8_t* block) {
+    Scales s{Q8Avx2::f16(block + kQ6kDAt), {}};
+    const auto* sc = reinterpret_cast<const int8_t*>(block + kQ6kScalesAt);
+    for (int k = 0; k < 8; ++k) s.groups[k] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+    return s;
+  }
 
   static void accumulate(const uint8_t* block, const Scales& s, const int8_t* xq, const float* xs, const int32_t*,
                          Sums& sums) {
     const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(s.d), _mm256_loadu_ps(xs));  // lane k: d dx_k
     const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30), offset = _mm256_set1_epi8(32);
-    const auto* group_scales = reinterpret_cast<const int8_t*>(block + kQ6kScalesAt);
 #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
@@ -47,8 +52,7 @@ struct Q6kAvx2 {
         const int k = 4 * h + c;
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + k * kQuantBlock));
         const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(levels[c], x), _mm256_maddubs_epi16(offset, x));
-        const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(group_scales[2 * k + 1]), _mm_set1_epi16(group_scales[2 * k]));
-        const __m256i dots = _mm256_madd_epi16(pairs, sc);
+        const __m256i dots = _mm256_madd_epi16(pairs, s.groups[k]);
         const __m256 lane_scale = _mm256_permutevar8x32_ps(scale, _mm256_set1_epi32(k));
         sums.acc[c % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), lane_scale, sums.acc[c % 2]);
       }

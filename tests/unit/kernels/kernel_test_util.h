@@ -33,17 +33,24 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1
   return v;
 }
 
-// Values of dtype t stored in `bytes` (its float32 equivalents in `exact`).
+// The float32 values of n values of dtype t stored in `bytes` (whole blocks for a quantized t).
+inline std::vector<float> decode_as(DType t, const std::vector<uint8_t>& bytes, size_t n) {
+  std::vector<float> out(n);
+  to_f32(t, bytes.data(), out.data(), n);
+  return out;
+}
+
+// Values of dtype t stored in `bytes` (its float32 equivalents in `exact`); a quantized t takes
+// whole blocks.
 struct StoredValues {
   std::vector<uint8_t> bytes;
   std::vector<float> exact;
 };
 inline StoredValues store_as(DType t, const std::vector<float>& values) {
   StoredValues out;
-  out.bytes.resize(values.size() * dtype_size(t));
+  out.bytes.resize(dtype_bytes(t, int64_t(values.size())));
   from_f32(t, values.data(), out.bytes.data(), values.size());
-  out.exact.resize(values.size());
-  to_f32(t, out.bytes.data(), out.exact.data(), values.size());
+  out.exact = decode_as(t, out.bytes, values.size());
   return out;
 }
 

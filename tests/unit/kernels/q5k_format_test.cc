@@ -47,18 +47,6 @@ float spec_value(const uint8_t* block, int j) {
   return (f16_to_f32(d) * float(sc)) * float(spec_level(block, k, j % 32)) - f16_to_f32(dmin) * float(m);
 }
 
-std::vector<uint8_t> quantize(DType t, const std::vector<float>& x) {
-  std::vector<uint8_t> out(dtype_bytes(t, int64_t(x.size())));
-  from_f32(t, x.data(), out.data(), x.size());
-  return out;
-}
-
-std::vector<float> dequantize(DType t, const std::vector<uint8_t>& bytes, size_t n) {
-  std::vector<float> out(n);
-  to_f32(t, bytes.data(), out.data(), n);
-  return out;
-}
-
 TEST(Q5kFormat, SizesAndNamesFollowGgml) {
   EXPECT_EQ(dtype_block_elems(DType::Q5_K), 256);
   EXPECT_EQ(dtype_block_bytes(DType::Q5_K), 176u);
@@ -89,7 +77,7 @@ std::vector<uint8_t> hand_block() {
 }
 
 TEST(Q5kFormat, DequantizesAHandDecodedBlock) {
-  const std::vector<float> x = dequantize(DType::Q5_K, hand_block(), 256);
+  const std::vector<float> x = test::decode_as(DType::Q5_K, hand_block(), 256);
   // value = 0.5 sc q - 0.25 m:
   EXPECT_EQ(x[0], 6.75f);     // k 0, l 0: low(0x00) = 0, fifth bit set: q = 16; 0.5 * 16 - 1.25
   EXPECT_EQ(x[1], -0.75f);    // k 0, l 1: low(0x01) = 1, no fifth bit: 0.5 - 1.25
@@ -122,15 +110,15 @@ TEST(Q5kFormat, QuantizesAnExactlyRepresentableBlockByteForByte) {
       high = uint8_t(high | (level(k, l) >> 4) << k);
       low = uint8_t(low | (level(k, l) & 15) << (4 * (k % 2)));
     }
-  const std::vector<uint8_t> got = quantize(DType::Q5_K, x);
+  const std::vector<uint8_t> got = test::store_as(DType::Q5_K, x).bytes;
   EXPECT_EQ(got, want);
-  EXPECT_EQ(dequantize(DType::Q5_K, got, 256), x);
+  EXPECT_EQ(test::decode_as(DType::Q5_K, got, 256), x);
 }
 
 TEST(Q5kFormat, ZeroSuperBlocksAreZeroBytes) {
   const std::vector<float> x(512, 0.0f);
-  EXPECT_EQ(quantize(DType::Q5_K, x), std::vector<uint8_t>(352, 0));
-  EXPECT_EQ(dequantize(DType::Q5_K, quantize(DType::Q5_K, x), 512), x);
+  EXPECT_EQ(test::store_as(DType::Q5_K, x).bytes, std::vector<uint8_t>(352, 0));
+  EXPECT_EQ(test::store_as(DType::Q5_K, x).exact, x);
 }
 
 // On random data (normal, with outliers and sub-blocks of one sign):
@@ -144,8 +132,9 @@ TEST(Q5kFormat, LevelsAreNearestAndTheErrorIsAboutHalfQ4Ks) {
   for (int64_t i = 0; i < n; i += 97) x[size_t(i)] *= 10.0f;                          // outliers
   for (int64_t i = 256 * 8; i < 256 * 9; ++i) x[size_t(i)] = std::fabs(x[size_t(i)]);  // all positive
   for (int64_t i = 256 * 9; i < 256 * 10; ++i) x[size_t(i)] = -std::fabs(x[size_t(i)]);
-  const std::vector<uint8_t> q = quantize(DType::Q5_K, x);
-  const std::vector<float> back = dequantize(DType::Q5_K, q, size_t(n));
+  const test::StoredValues stored = test::store_as(DType::Q5_K, x);
+  const std::vector<uint8_t>& q = stored.bytes;
+  const std::vector<float>& back = stored.exact;
   int failures = 0;
   double q5k_error = 0.0;
   for (int64_t i = 0; i < n; ++i) {
@@ -164,7 +153,7 @@ TEST(Q5kFormat, LevelsAreNearestAndTheErrorIsAboutHalfQ4Ks) {
   }
   EXPECT_EQ(failures, 0);
 
-  const std::vector<float> back4 = dequantize(DType::Q4_K, quantize(DType::Q4_K, x), size_t(n));
+  const std::vector<float> back4 = test::store_as(DType::Q4_K, x).exact;
   double q4k_error = 0.0;
   for (int64_t i = 0; i < n; ++i) q4k_error += (x[size_t(i)] - back4[size_t(i)]) * (x[size_t(i)] - back4[size_t(i)]);
   const double ratio = std::sqrt(q5k_error / q4k_error);
@@ -178,9 +167,9 @@ TEST(Q5kFormat, NonFiniteValuesStayInTheirSuperBlock) {
   std::vector<float> x = test::random_floats(256 * 3, 5);
   x[256 + 7] = std::numeric_limits<float>::quiet_NaN();
   x[256 + 100] = -std::numeric_limits<float>::infinity();
-  const std::vector<uint8_t> all = quantize(DType::Q5_K, x);
-  const std::vector<uint8_t> first = quantize(DType::Q5_K, std::vector<float>(x.begin(), x.begin() + 256));
-  const std::vector<uint8_t> last = quantize(DType::Q5_K, std::vector<float>(x.begin() + 512, x.end()));
+  const std::vector<uint8_t> all = test::store_as(DType::Q5_K, x).bytes;
+  const std::vector<uint8_t> first = test::store_as(DType::Q5_K, {x.begin(), x.begin() + 256}).bytes;
+  const std::vector<uint8_t> last = test::store_as(DType::Q5_K, {x.begin() + 512, x.end()}).bytes;
   EXPECT_TRUE(std::equal(first.begin(), first.end(), all.begin()));
   EXPECT_TRUE(std::equal(last.begin(), last.end(), all.begin() + 352));
 }

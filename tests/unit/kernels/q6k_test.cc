@@ -48,18 +48,6 @@ float spec_value(const uint8_t* block, int v) {
   return (f16_to_f32(d) * float(int8_t(block[192 + v / 16]))) * float(spec_level(block, v) - 32);
 }
 
-std::vector<uint8_t> quantize(DType t, const std::vector<float>& x) {
-  std::vector<uint8_t> out(dtype_bytes(t, int64_t(x.size())));
-  from_f32(t, x.data(), out.data(), x.size());
-  return out;
-}
-
-std::vector<float> dequantize(DType t, const std::vector<uint8_t>& bytes, size_t n) {
-  std::vector<float> out(n);
-  to_f32(t, bytes.data(), out.data(), n);
-  return out;
-}
-
 TEST(Q6kFormat, SizesAndNamesFollowGgml) {
   EXPECT_EQ(dtype_block_elems(DType::Q6_K), 256);
   EXPECT_EQ(dtype_block_bytes(DType::Q6_K), 210u);
@@ -82,7 +70,7 @@ std::vector<uint8_t> hand_block() {
 }
 
 TEST(Q6kFormat, DequantizesAHandDecodedBlock) {
-  const std::vector<float> x = dequantize(DType::Q6_K, hand_block(), 256);
+  const std::vector<float> x = test::decode_as(DType::Q6_K, hand_block(), 256);
   // v 0: h 0, c 0, l 0: low nibble of ql[0] = 0, bits 0-1 of qh[0] = 0: q = 0 - 32; 0.5 * 1 * -32
   EXPECT_EQ(x[0], -16.0f);
   // v 1: low nibble of ql[1] = 1, bits 0-1 of qh[1] = 37 = 0b100101: 1 -> q = 1 + 16 - 32 = -15;
@@ -117,14 +105,14 @@ TEST(Q6kFormat, QuantizesAnExactlyRepresentableBlockByteForByte) {
   }
   for (int g = 0; g < 16; ++g) want[size_t(192 + g)] = uint8_t(int8_t(sc[g]));
   want[208] = 0x00, want[209] = 0x2C;  // f16 1/16
-  const std::vector<uint8_t> got = quantize(DType::Q6_K, x);
+  const std::vector<uint8_t> got = test::store_as(DType::Q6_K, x).bytes;
   EXPECT_EQ(got, want);
-  EXPECT_EQ(dequantize(DType::Q6_K, got, 256), x);
+  EXPECT_EQ(test::decode_as(DType::Q6_K, got, 256), x);
 }
 
 TEST(Q6kFormat, ZeroSuperBlocksDecodeToZero) {
   const std::vector<float> x(512, 0.0f);
-  EXPECT_EQ(dequantize(DType::Q6_K, quantize(DType::Q6_K, x), 512), x);
+  EXPECT_EQ(test::store_as(DType::Q6_K, x).exact, x);
 }
 
 // On random data (normal, with outliers): every level is the nearest one for its group's stored
@@ -135,8 +123,9 @@ TEST(Q6kFormat, LevelsAreNearestAndTheErrorIsWellBelowQ5Ks) {
   const int64_t n = 256 * 64;
   std::vector<float> x = test::random_floats(size_t(n), 11, 0.02f);
   for (int64_t i = 0; i < n; i += 97) x[size_t(i)] *= 10.0f;
-  const std::vector<uint8_t> q = quantize(DType::Q6_K, x);
-  const std::vector<float> back = dequantize(DType::Q6_K, q, size_t(n));
+  const test::StoredValues stored = test::store_as(DType::Q6_K, x);
+  const std::vector<uint8_t>& q = stored.bytes;
+  const std::vector<float>& back = stored.exact;
   int failures = 0;
   double q6k_error = 0.0;
   for (int64_t i = 0; i < n; ++i) {
@@ -152,7 +141,7 @@ TEST(Q6kFormat, LevelsAreNearestAndTheErrorIsWellBelowQ5Ks) {
     q6k_error += (xi - back[size_t(i)]) * (xi - back[size_t(i)]);
   }
   EXPECT_EQ(failures, 0);
-  const std::vector<float> back5 = dequantize(DType::Q5_K, quantize(DType::Q5_K, x), size_t(n));
+  const std::vector<float> back5 = test::store_as(DType::Q5_K, x).exact;
   double q5k_error = 0.0;
   for (int64_t i = 0; i < n; ++i) q5k_error += (x[size_t(i)] - back5[size_t(i)]) * (x[size_t(i)] - back5[size_t(i)]);
   const double ratio = std::sqrt(q6k_error / q5k_error);
@@ -164,9 +153,9 @@ TEST(Q6kFormat, NonFiniteValuesStayInTheirSuperBlock) {
   std::vector<float> x = test::random_floats(256 * 3, 5);
   x[256 + 7] = std::numeric_limits<float>::quiet_NaN();
   x[256 + 100] = std::numeric_limits<float>::infinity();
-  const std::vector<uint8_t> all = quantize(DType::Q6_K, x);
-  const std::vector<uint8_t> first = quantize(DType::Q6_K, std::vector<float>(x.begin(), x.begin() + 256));
-  const std::vector<uint8_t> last = quantize(DType::Q6_K, std::vector<float>(x.begin() + 512, x.end()));
+  const std::vector<uint8_t> all = test::store_as(DType::Q6_K, x).bytes;
+  const std::vector<uint8_t> first = test::store_as(DType::Q6_K, {x.begin(), x.begin() + 256}).bytes;
+  const std::vector<uint8_t> last = test::store_as(DType::Q6_K, {x.begin() + 512, x.end()}).bytes;
   EXPECT_TRUE(std::equal(first.begin(), first.end(), all.begin()));
   EXPECT_TRUE(std::equal(last.begin(), last.end(), all.begin() + 420));
 }
