@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "formats/gguf_export.h"
+#include "formats/gguf_file_type.h"
 #include "formats/model_files.h"
 #include "model/weights.h"
 
@@ -23,9 +24,8 @@ struct QuantizeFlags {
   int threads = 1;
 };
 
-DType parse_file_type(const std::string& text) {
-  DType type;
-  if (parse_quant_dtype(text, &type) || parse_dtype(text, &type)) return type;
+GgufFileType parse_file_type(const std::string& text) {
+  if (const std::optional<GgufFileType> type = parse_gguf_file_type(text)) return *type;
   throw CLI::ValidationError("--type", "unknown type '" + text + "'");
 }
 
@@ -47,22 +47,26 @@ std::string human_bytes(uint64_t bytes) {
   return text;
 }
 
-// Why a tensor is not stored in the requested type.
-std::string reason(const GgufExportTensor& t, DType requested) {
-  if (t.to == requested) return "";
+// Why a tensor is not stored in the file type's dtype.
+std::string reason(const GgufExportTensor& t, GgufFileType requested) {
+  if (t.to == requested.weights) return "";
   switch (tensor_role(t.hf_name)) {
     case TensorRole::kNorm: return "norm";
     case TensorRole::kBias: return "bias";
     case TensorRole::kRouter: return "router";
     default: break;
   }
-  if (t.shape.back() % dtype_block_elems(requested) != 0)
-    return "rows not a multiple of " + std::to_string(dtype_block_elems(requested));
-  return "output head";
+  if (t.shape.back() % dtype_block_elems(requested.weights) != 0)
+    return "rows not a multiple of " + std::to_string(dtype_block_elems(requested.weights));
+  switch (tensor_role(t.hf_name)) {
+    case TensorRole::kHead:
+    case TensorRole::kEmbedding: return "output head";
+    default: return gguf_file_type_name(requested) + ": more bits in this layer";
+  }
 }
 
-void print_plan(const std::vector<GgufExportTensor>& plan, DType requested) {
-  std::printf("%-34s %-18s %-5s %-5s %12s %12s  %s\n", "tensor", "shape", "from", "to", "before", "after", "kept because");
+void print_plan(const std::vector<GgufExportTensor>& plan, GgufFileType requested) {
+  std::printf("%-34s %-18s %-5s %-5s %12s %12s  %s\n", "tensor", "shape", "from", "to", "before", "after", "why");
   uint64_t before = 0, after = 0;
   for (const GgufExportTensor& t : plan) {
     std::printf("%-34s %-18s %-5s %-5s %12s %12s  %s\n", t.gguf_name.c_str(), shape_str(t.shape).c_str(),
@@ -76,7 +80,7 @@ void print_plan(const std::vector<GgufExportTensor>& plan, DType requested) {
 }
 
 void run_quantize(const QuantizeFlags& flags) {
-  const DType type = parse_file_type(flags.type);
+  const GgufFileType type = parse_file_type(flags.type);
   check_model_dir(flags.model);
   const ModelFiles model = open_model_files(flags.model);
   bind_weights(model.config, model.store);  // a complete, consistent JetMoE model, or an error naming the tensor
@@ -92,7 +96,7 @@ void run_quantize(const QuantizeFlags& flags) {
   print_plan(plan, type);
   ThreadPool pool(flags.threads);
   const uint64_t size = write_gguf_export(flags.out, model.config, model.store, plan, options, pool);
-  std::printf("wrote %s (%s, %s)%s\n", flags.out.c_str(), std::string(dtype_name(type)).c_str(), human_bytes(size).c_str(),
+  std::printf("wrote %s (%s, %s)%s\n", flags.out.c_str(), gguf_file_type_name(type).c_str(), human_bytes(size).c_str(),
               options.tokenizer.hf_json.empty() && options.tokenizer.spm_model.empty() ? ", no tokenizer" : "");
 }
 
@@ -105,12 +109,13 @@ Command add_quantize_command(CLI::App& parent) {
   add_model_flag(*app, flags->model);
   app->add_option("-o,--out", flags->out, "Output .gguf file (replaced atomically)")->required()->type_name("FILE");
   app->add_option("--type", flags->type,
-                  "Weight type: q8_0, q4_0, q4_k / q5_k / q6_k (GGML's 4-, 5- and 6-bit k-quants, file types "
-                  "Q4_K_S, Q5_K_S and Q6_K), or f16, bf16, f32. Norms, biases and routers stay f32; q4_0, q4_k "
-                  "and q5_k files keep the output head in q8_0, and the k-quant files store matrices whose rows "
-                  "are not a multiple of 256 in q8_0")
+                  "File type, as llama.cpp names them (any case): q8_0, q4_0; q4_k_m / q5_k_m (k-quant mixes: "
+                  "q6_k for the head and, in a half of the layers, the K/V and expert down projections); "
+                  "q4_k (= q4_k_s) / q5_k (= q5_k_s) / q6_k (every matrix in that k-quant); f16, bf16, f32. "
+                  "Norms, biases and routers stay f32; q4_0, q4_k_s and q5_k_s files keep the output head in "
+                  "q8_0, and the k-quant files store matrices whose rows are not a multiple of 256 in q8_0")
       ->capture_default_str()
-      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "f16", "bf16", "f32"}));
+      ->check([](const std::string& text) { return parse_gguf_file_type(text) ? "" : "unknown type '" + text + "'"; });
   app->add_option("--name", flags->name, "general.name of the file (default: the model's directory name)");
   add_threads_flag(*app, flags->threads);
   return {app, [flags] { run_quantize(*flags); }};

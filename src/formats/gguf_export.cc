@@ -6,14 +6,15 @@
 namespace jetmoe {
 
 std::vector<GgufExportTensor> plan_gguf_export(const JetMoeConfig& config, const TensorStore& store,
-                                               const std::vector<std::string>& hf_names, DType type) {
+                                               const std::vector<std::string>& hf_names, GgufFileType type) {
   std::vector<GgufExportTensor> plan;
   for (const std::string& hf_name : hf_names) {
     const std::optional<std::string> gguf_name = gguf_tensor_name(hf_name);
     if (!gguf_name) fail(store.source(), ": tensor '", hf_name, "' is not a JetMoE parameter GGUF can name");
     const TensorView& view = store.get(hf_name);
     const int64_t row_length = view.shape.empty() ? 1 : view.shape.back();
-    const DType to = gguf_storage_dtype(tensor_role(hf_name), type, row_length, view.dtype, config.tie_word_embeddings);
+    const DType to = gguf_storage_dtype(tensor_place(hf_name, config.num_layers), type, row_length, view.dtype,
+                                        config.tie_word_embeddings);
     plan.push_back({hf_name, *gguf_name, view.shape, view.dtype, to, view.nbytes(), dtype_bytes(to, view.numel())});
   }
   return plan;

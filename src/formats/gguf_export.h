@@ -15,7 +15,7 @@
 namespace jetmoe {
 
 struct GgufExportOptions {
-  DType type = DType::Q8_0;     // the file type: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K
+  GgufFileType type;            // the file type: F32, F16, BF16, Q8_0, Q4_0, Q4_K_S/M, Q5_K_S/M or Q6_K
   std::string name;             // general.name
   GgufTokenizerData tokenizer;  // embedded as tokenizer.* metadata
 };
@@ -34,7 +34,7 @@ struct GgufExportTensor {
 // The plan for the tensors `hf_names` (in file order) of `store`; throws naming a tensor that is
 // missing or not a JetMoE parameter.
 std::vector<GgufExportTensor> plan_gguf_export(const JetMoeConfig& config, const TensorStore& store,
-                                               const std::vector<std::string>& hf_names, DType type);
+                                               const std::vector<std::string>& hf_names, GgufFileType type);
 
 // Writes the plan to `path` atomically, converting on `pool`'s threads; returns the file size.
 uint64_t write_gguf_export(const std::string& path, const JetMoeConfig& config, const TensorStore& store,

@@ -31,11 +31,11 @@ constexpr NamePair kLayerNames[] = {
     {"self_attention.experts.input_linear.weight", "attn_q_exps.weight", TensorRole::kMatrix},
     {"self_attention.experts.output_linear.weight", "attn_output_exps.weight", TensorRole::kMatrix},
     {"self_attention.experts.bias", "attn_output.bias", TensorRole::kBias},
-    {"self_attention.kv_proj.weight", "attn_kv.weight", TensorRole::kMatrix},
+    {"self_attention.kv_proj.weight", "attn_kv.weight", TensorRole::kKvProjection},
     {"post_attention_layernorm.weight", "ffn_norm.weight", TensorRole::kNorm},
     {"mlp.router.layer.weight", "ffn_gate_inp.weight", TensorRole::kRouter},
     {"mlp.input_linear.weight", "ffn_gate_up_exps.weight", TensorRole::kMatrix},
-    {"mlp.output_linear.weight", "ffn_down_exps.weight", TensorRole::kMatrix},
+    {"mlp.output_linear.weight", "ffn_down_exps.weight", TensorRole::kExpertDown},
     {"mlp.bias", "ffn_down.bias", TensorRole::kBias},
 };
 
@@ -193,40 +193,44 @@ TensorRole tensor_role(std::string_view hf_name) {
   return match.pair->role;
 }
 
-DType gguf_storage_dtype(TensorRole role, DType requested, int64_t row_length, DType source, bool tied_embeddings) {
+TensorPlace tensor_place(std::string_view hf_name, int64_t layers) {
+  const Match match = find_name(hf_name, &NamePair::hf, kHfLayerPrefix);
+  JM_CHECK(match.pair != nullptr, "not a JetMoE tensor name: ", hf_name);
+  int64_t layer = 0;
+  for (const char c : match.layer) layer = 10 * layer + (c - '0');  // split_layer allows 9 digits at most
+  return {match.pair->role, layer, layers};
+}
+
+bool gets_more_bits(int64_t layer, int64_t layers) {
+  return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+}
+
+DType gguf_storage_dtype(const TensorPlace& place, GgufFileType requested, int64_t row_length, DType source,
+                         bool tied_embeddings) {
+  const TensorRole role = place.role;
   if (role == TensorRole::kNorm || role == TensorRole::kBias || role == TensorRole::kRouter) return DType::F32;
-  DType wanted = requested;
+  const bool medium = requested.mix == QuantMix::kMedium;
+  DType wanted = requested.weights;
   const bool is_head = role == TensorRole::kHead || (role == TensorRole::kEmbedding && tied_embeddings);
-  const bool below_six_bits = requested == DType::Q4_0 || requested == DType::Q4_K || requested == DType::Q5_K;
-  if (is_head && below_six_bits) wanted = DType::Q8_0;
+  const bool below_six_bits = wanted == DType::Q4_0 || wanted == DType::Q4_K || wanted == DType::Q5_K;
+  if (is_head && below_six_bits) wanted = medium ? DType::Q6_K : DType::Q8_0;
+  const bool widened = role == TensorRole::kKvProjection || role == TensorRole::kExpertDown;
+  if (medium && widened && gets_more_bits(place.layer, place.layers)) wanted = DType::Q6_K;
   // The k-quants need rows of whole 256-value super-blocks; other rows fall back to Q8_0's blocks of 32.
   if (dtype_is_k_quant(wanted) && row_length % kKQuantSuperBlock != 0) wanted = DType::Q8_0;
   if (row_length % dtype_block_elems(wanted) != 0) return dtype_is_quantized(source) ? DType::F32 : source;
   return wanted;
 }
 
-uint32_t gguf_file_type(DType requested) {
-  switch (requested) {
-    case DType::F32: return 0;   // ALL_F32
-    case DType::F16: return 1;   // MOSTLY_F16
-    case DType::Q4_0: return 2;  // MOSTLY_Q4_0
-    case DType::Q8_0: return 7;  // MOSTLY_Q8_0
-    case DType::Q4_K: return 14; // MOSTLY_Q4_K_S: every 4-bit matrix in Q4_K (no Q5_K / Q6_K mix as _M)
-    case DType::Q5_K: return 16; // MOSTLY_Q5_K_S: every 5-bit matrix in Q5_K
-    case DType::Q6_K: return 18; // MOSTLY_Q6_K
-    case DType::BF16: return 32; // MOSTLY_BF16
-  }
-  JM_CHECK(false, "file type of an unknown dtype");
-}
-
-void add_jetmoe_metadata(GgufWriter& writer, const JetMoeConfig& c, const std::string& name, DType requested) {
+void add_jetmoe_metadata(GgufWriter& writer, const JetMoeConfig& c, const std::string& name,
+                         GgufFileType requested) {
   validate_config(c, "GGUF metadata");
   auto u32 = [](int64_t v) { return GgufValue::of_u32(uint32_t(v)); };  // validate_config bounds them
   writer.set(kArchitecture, GgufValue::of_string(std::string(kGgufArchitecture)));
   writer.set(kName, GgufValue::of_string(name));
   writer.set(kAlignment, GgufValue::of_u32(writer.alignment()));
-  writer.set(kFileType, GgufValue::of_u32(gguf_file_type(requested)));
-  if (dtype_is_quantized(requested)) writer.set(kQuantizationVersion, GgufValue::of_u32(kGgmlQuantizationVersion));
+  writer.set(kFileType, GgufValue::of_u32(gguf_file_type_id(requested)));
+  if (dtype_is_quantized(requested.weights)) writer.set(kQuantizationVersion, GgufValue::of_u32(kGgmlQuantizationVersion));
 
   writer.set(kVocabSize, u32(c.vocab_size));
   writer.set(kContextLength, u32(c.max_position_embeddings));

@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "formats/gguf.h"
+#include "formats/gguf_file_type.h"
 #include "formats/hf_config.h"
 
 namespace jetmoe {
@@ -20,25 +21,43 @@ inline constexpr std::string_view kGgufArchitecture = "jetmoe";
 std::optional<std::string> gguf_tensor_name(std::string_view hf_name);
 std::optional<std::string> hf_tensor_name(std::string_view gguf_name);
 
-// What a tensor is, for the choice of its stored dtype.
-enum class TensorRole { kEmbedding, kHead, kNorm, kBias, kRouter, kMatrix };
+// What a tensor is, for the choice of its stored dtype. The K/V projection (shared by a layer's
+// attention experts) and the experts' down projections are matrices that _M files may widen.
+enum class TensorRole { kEmbedding, kHead, kNorm, kBias, kRouter, kMatrix, kKvProjection, kExpertDown };
 // The role of an HF parameter name (one that gguf_tensor_name maps).
 TensorRole tensor_role(std::string_view hf_name);
 
-// The dtype `requested` (the file type) stores a tensor as: norms, biases and routers stay F32;
-// the output head — and the embedding when it is tied to the head — is Q8_0 in a Q4_0, Q4_K or
-// Q5_K file (llama.cpp likewise keeps the head at higher precision); everything else is
-// `requested`. In a k-quant file, a matrix whose rows are not a multiple of 256 is Q8_0. A tensor whose rows are
+// Where a tensor sits: its role, and for a layer's tensor, layer `layer` of `layers`.
+struct TensorPlace {
+  TensorRole role;
+  int64_t layer = 0;
+  int64_t layers = 1;
+  TensorPlace(TensorRole r, int64_t l = 0, int64_t n = 1) : role(r), layer(l), layers(n) {}  // NOLINT(implicit)
+};
+// The place of an HF parameter name (one that gguf_tensor_name maps) in a model of `layers` layers.
+TensorPlace tensor_place(std::string_view hf_name, int64_t layers);
+
+// llama.cpp's choice of the layers whose attn_v and ffn_down an _M file widens: the first and
+// last eighth, and every third layer between.
+bool gets_more_bits(int64_t layer, int64_t layers);
+
+// The dtype a tensor is stored as in a file of type `requested`:
+// - norms, biases and routers stay F32;
+// - the output head (and the embedding when it is tied to the head) is Q6_K in a _M file, and
+//   Q8_0 in a Q4_0, Q4_K_S or Q5_K_S file (llama.cpp likewise keeps the head at higher precision);
+// - in a _M file, the K/V projection and the expert down projections of the layers
+//   gets_more_bits picks are Q6_K (JetMoE's shared K/V projection in the place of attn_v);
+// - everything else is `requested.weights`.
+// In a k-quant file, a matrix whose rows are not a multiple of 256 is Q8_0. A tensor whose rows are
 // not a multiple of the quantization block (32) keeps its `source` dtype (F32 when the source is
 // itself quantized).
-DType gguf_storage_dtype(TensorRole role, DType requested, int64_t row_length, DType source, bool tied_embeddings);
-
-// general.file_type (llama.cpp's llama_ftype) of a requested file type.
-uint32_t gguf_file_type(DType requested);
+DType gguf_storage_dtype(const TensorPlace& place, GgufFileType requested, int64_t row_length, DType source,
+                         bool tied_embeddings);
 
 // The general.* and jetmoe.* keys for `config`, plus tokenizer.ggml.bos/eos_token_id, in the
 // order docs/gguf.md lists them. `name` goes to general.name; `requested` to general.file_type.
-void add_jetmoe_metadata(GgufWriter& writer, const JetMoeConfig& config, const std::string& name, DType requested);
+void add_jetmoe_metadata(GgufWriter& writer, const JetMoeConfig& config, const std::string& name,
+                         GgufFileType requested);
 // The config a GGUF file describes, validated like a config.json (validate_config). Throws an
 // Error naming the file and the key that is missing, mistyped or inconsistent.
 JetMoeConfig config_from_gguf(const GgufFile& file);

@@ -1,4 +1,4 @@
-// `jetmoe quantize --type q4_k|q5_k|q6_k` and k-quant GGUF models through the CLI, on a random model
+// `jetmoe quantize --type q4_k|q5_k|q6_k|q4_k_m|q5_k_m` and k-quant GGUF models through the CLI, on a random model
 // made by `jetmoe init` (Llama-2 tokenizer of the tokenizer test assets) with rows of 256 (stored
 // as the k-quant) and of 128 (the Q8_0 fallback), and one expert per stack (no routing decision
 // for 4-bit noise to flip): what quantize prints, what an independent reader (@huggingface/gguf,
@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/gguf.h"
+#include "formats/gguf_file_type.h"
 #include "formats/npy.h"
 #include "server_harness.h"
 
@@ -41,7 +42,7 @@ class GgufKQuantCli : public ::testing::Test {
         run_cli({"init", "--config", dir_ + "/config.json", "--out", model(), "--dtype", "f32", "--seed", "3",
                  "--tokenizer", tokenizer_asset_dir() + "/llama2/tokenizer.json"});
     ASSERT_EQ(init.exit_code, 0) << init.err;
-    for (const char* type : {"q4_k", "q5_k", "q6_k", "q4_0"}) {
+    for (const char* type : {"q4_k", "q5_k", "q6_k", "q4_0", "q4_k_m", "Q5_K_M"}) {
       quantize_out_[type] = run_cli({"quantize", "-m", model(), "-o", gguf(type), "--type", type, "-t", "2"});
       ASSERT_EQ(quantize_out_[type].exit_code, 0) << quantize_out_[type].err;
     }
@@ -68,6 +69,21 @@ class GgufKQuantCli : public ::testing::Test {
 };
 
 TEST_F(GgufKQuantCli, QuantizePrintsWhatItConverted) {
+  // In the _M files, the head and layer 1's kv_proj are Q6_K (layer 0 of 2 is not widened; the
+  // MLP output rows of 128 are Q8_0 either way).
+  auto line_of = [](const std::string& out, const std::string& tensor) {
+    const size_t at = out.find("\n" + tensor + " ");
+    return at == std::string::npos ? std::string() : out.substr(at + 1, out.find('\n', at + 1) - at - 1);
+  };
+  for (const std::string type : {"Q4_K_M", "Q5_K_M"}) {
+    const std::string name = type == "Q4_K_M" ? "q4_k_m" : "Q5_K_M";
+    const std::string& out = quantize_out_[name].out;
+    const std::string widened = line_of(out, "blk.1.attn_kv.weight"), kept = line_of(out, "blk.0.attn_kv.weight");
+    EXPECT_TRUE(contains(widened, "F32   Q6_K ") && contains(widened, type + ": more bits in this layer")) << out;
+    EXPECT_TRUE(contains(kept, "F32   " + type.substr(0, 4) + " ")) << out;
+    EXPECT_TRUE(contains(line_of(out, "output.weight"), "F32   Q6_K ")) << out;
+    EXPECT_TRUE(contains(out, "wrote " + gguf(name) + " (" + type)) << out;
+  }
   for (const std::string type : {"Q4_K", "Q5_K"}) {
     const std::string path = gguf(type == "Q4_K" ? "q4_k" : "q5_k");
     const std::string& out = quantize_out_[type == "Q4_K" ? "q4_k" : "q5_k"].out;
@@ -96,9 +112,12 @@ TEST_F(GgufKQuantCli, AnIndependentReaderAgreesOnTypesAndSizes) {
     uint64_t bytes_per_256;
     int tensors;  // the embedding, per layer attention inputs, kv_proj, MLP input (and the head in Q6_K)
   };
+  // The _M files: those tensors less blk.1.attn_kv (Q6_K, as the head).
   for (const Case& c : {Case{"q4_k", "Q4_K", "Q4_K_S", "4.5", "8 blocks, each block has 32", 144, 7},
                         Case{"q5_k", "Q5_K", "Q5_K_S", "5.5", "8 blocks, each block has 32", 176, 7},
-                        Case{"q6_k", "Q6_K", "Q6_K", "6.5625", "16 blocks, each block has 16", 210, 8}}) {
+                        Case{"q6_k", "Q6_K", "Q6_K", "6.5625", "16 blocks, each block has 16", 210, 8},
+                        Case{"q4_k_m", "Q4_K", "Q4_K_M", "4.5", "8 blocks, each block has 32", 144, 6},
+                        Case{"Q5_K_M", "Q5_K", "Q5_K_M", "5.5", "8 blocks, each block has 32", 176, 6}}) {
     const std::string description = types["descriptions"][c.type];
     EXPECT_TRUE(contains(description, "Super-blocks with " + c.blocks + " weights")) << description;
     EXPECT_TRUE(contains(description, c.bits + " bits-per-weight")) << description;
@@ -123,6 +142,18 @@ TEST_F(GgufKQuantCli, AnIndependentReaderAgreesOnTypesAndSizes) {
       EXPECT_EQ(end - begin, (bytes + 31) / 32 * 32) << c.type << " " << s["name"];
     }
     EXPECT_EQ(k_quant, c.tensors) << c.type;
+  }
+}
+
+// Every file type `--type` takes has the name and number @huggingface/gguf's table gives it.
+TEST_F(GgufKQuantCli, FileTypeNamesAndIdsAreThoseOfAnIndependentTable) {
+  const json types = node({std::string(JETMOE_SOURCE_DIR) + "/tools/gguf/ggml_types.mjs"});
+  for (const char* flag : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q4_k_s", "q4_k_m", "q5_k", "q5_k_m", "q6_k"}) {
+    const std::optional<GgufFileType> type = parse_gguf_file_type(flag);
+    ASSERT_TRUE(type) << flag;
+    const std::string name = gguf_file_type_name(*type);
+    ASSERT_TRUE(types["file_types"].contains(name)) << name;
+    EXPECT_EQ(types["file_types"][name], gguf_file_type_id(*type)) << name;
   }
 }
 
@@ -159,16 +190,22 @@ TEST_F(GgufKQuantCli, ForwardLogitsAreWithinFourBitErrorOfTheCheckpoints) {
   const double q6k = relative_rms(logits(gguf("q6_k"), "q6k.npy"));
   const double q5k = relative_rms(logits(gguf("q5_k"), "q5k.npy"));
   const double q4_0 = relative_rms(logits(gguf("q4_0"), "q40.npy"));
-  std::cout << "[ measured ] relative RMS logit error: Q6_K " << q6k << ", Q5_K " << q5k << ", Q4_K " << q4k
-            << ", Q4_0 " << q4_0 << "\n";
+  const double q4km = relative_rms(logits(gguf("q4_k_m"), "q4km.npy"));
+  const double q5km = relative_rms(logits(gguf("Q5_K_M"), "q5km.npy"));
+  std::cout << "[ measured ] relative RMS logit error: Q6_K " << q6k << ", Q5_K_M " << q5km << ", Q5_K " << q5k
+            << ", Q4_K_M " << q4km << ", Q4_K " << q4k << ", Q4_0 " << q4_0 << "\n";
   EXPECT_LT(q4k, 0.3);
   EXPECT_LT(q4k, q4_0);
+  // Q4_K_M's Q6_K head and layer-1 kv_proj (measured 19% less error than Q4_K); Q5_K_M trades a
+  // Q8_0 head for Q6_K, about even with Q5_K.
+  EXPECT_LT(q4km, 0.9 * q4k);
+  EXPECT_LT(q5km, 0.7 * q4km);
   EXPECT_LT(q5k, 0.7 * q4k);
   EXPECT_LT(q6k, 0.7 * q5k);
 }
 
 TEST_F(GgufKQuantCli, GenerateAndPerplexityRunOnTheFiles) {
-  for (const char* type : {"q4_k", "q5_k", "q6_k"}) {
+  for (const char* type : {"q4_k", "q5_k", "q6_k", "q4_k_m", "Q5_K_M"}) {
     const CliResult gen = run_cli({"generate", "-m", gguf(type), "-p", "Once upon a time", "-n", "8", "--temp", "0"});
     ASSERT_EQ(gen.exit_code, 0) << gen.err;
     EXPECT_TRUE(contains(gen.out, "Once upon a time")) << gen.out;
@@ -181,7 +218,7 @@ TEST_F(GgufKQuantCli, GenerateAndPerplexityRunOnTheFiles) {
     return json::parse(r.out)["perplexity"].get<double>();
   };
   const double exact = perplexity(model());
-  for (const char* type : {"q4_k", "q5_k", "q6_k"}) {
+  for (const char* type : {"q4_k", "q5_k", "q6_k", "q4_k_m", "Q5_K_M"}) {
     const double got = perplexity(gguf(type));
     // A random model: perplexity near the vocabulary size either way; the file's within 10%.
     EXPECT_TRUE(std::isfinite(got));
@@ -190,9 +227,12 @@ TEST_F(GgufKQuantCli, GenerateAndPerplexityRunOnTheFiles) {
 }
 
 TEST_F(GgufKQuantCli, UnknownKQuantTypesAreRefused) {
-  const CliResult r = run_cli({"quantize", "-m", model(), "-o", dir_ + "/x.gguf", "--type", "q4_k_m"});
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "q4_k_m")) << r.err;
+  for (const char* type : {"q6_k_m", "q3_k", "q4_k_l", "q8_0_s"}) {
+    const CliResult r = run_cli({"quantize", "-m", model(), "-o", dir_ + "/x.gguf", "--type", type});
+    EXPECT_EQ(r.exit_code, 2) << type;
+    EXPECT_TRUE(contains(r.err, "unknown type '" + std::string(type) + "'")) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ + "/x.gguf")) << type;
+  }
 }
 
 }  // namespace

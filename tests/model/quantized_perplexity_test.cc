@@ -3,7 +3,8 @@
 // its GGUF exports at F32, Q8_0 and Q4_0 (what `jetmoe quantize` writes) score fresh text of
 // that language with compute_perplexity. Stated bounds: Q8_0 within 1% and Q4_0 within 5% of
 // the F32 file's perplexity (measured: see the printed line). A wider model (every row a
-// multiple of 256) does the same for Q4_K, Q5_K and Q6_K: within 3%, 1% and 1% of F32. A broken
+// multiple of 256) does the same for Q4_K_S / Q4_K_M, Q5_K_S / Q5_K_M and Q6_K: within 3%, 1%
+// and 1% of F32. A broken
 // quantized path (a wrong scale, a wrong nibble order) scores near the vocabulary size instead.
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include <random>
 
 #include "formats/gguf_export.h"
+#include "formats/gguf_file_type.h"
 #include "model/backward.h"
 #include "model/model.h"
 #include "runtime/perplexity.h"
@@ -65,8 +67,10 @@ std::vector<int32_t> sample_text(std::mt19937& gen, int64_t length) {
 
 // Trains a model of `config` for `steps` steps on the language, exports it at each of `types`
 // and returns each file's held-out perplexity, on a KV cache of `cache_type`.
-std::map<DType, double> trained_perplexities(const JetMoeConfig& config, int steps, std::initializer_list<DType> types,
-                                             DType cache_type = DType::F32) {
+// Keyed by file type name ("F32", "Q4_K_M", ...).
+std::map<std::string, double> trained_perplexities(const JetMoeConfig& config, int steps,
+                                                   std::initializer_list<GgufFileType> types,
+                                                   DType cache_type = DType::F32) {
   const std::vector<ParamSpec> specs = param_specs(config);
   std::vector<std::vector<float>> values = random_parameter_values(config, 11);
   std::vector<NamedTensor> views;
@@ -108,61 +112,66 @@ std::map<DType, double> trained_perplexities(const JetMoeConfig& config, int ste
   std::mt19937 held_out_gen(99);  // text the training never saw
   const std::vector<int32_t> held_out = sample_text(held_out_gen, 2048);
 
-  std::map<DType, double> ppl;
-  for (DType type : types) {
-    const std::string path = (dir / (std::string(dtype_name(type)) + ".gguf")).string();
+  std::map<std::string, double> ppl;
+  for (GgufFileType type : types) {
+    const std::string name = gguf_file_type_name(type);
+    const std::string path = (dir / (name + ".gguf")).string();
     GgufExportOptions options;
     options.type = type;
     options.name = "quantized-perplexity-test";
     write_gguf_export(path, config, store, plan_gguf_export(config, store, names, type), options, pool);
     const std::unique_ptr<Model> loaded = Model::load(path);
-    if (type != DType::F32) {
-      EXPECT_EQ(loaded->weights().layers[0].mlp_in.dtype, type);
+    if (type.weights != DType::F32) {
+      EXPECT_EQ(loaded->weights().layers[0].mlp_in.dtype, type.weights);
     }
     PerplexityOptions ppl_options;
     ppl_options.context = 64;
     ppl_options.cache_type = cache_type;
-    ppl[type] = compute_perplexity(*loaded, held_out, ppl_options, pool).perplexity;
+    ppl[name] = compute_perplexity(*loaded, held_out, ppl_options, pool).perplexity;
   }
   fs::remove_all(dir);
   return ppl;
 }
 
 TEST(QuantizedPerplexity, QuantizedFilesStayWithinTheStatedBoundOfF32) {
-  std::map<DType, double> ppl = trained_perplexities(small_config(), 120, {DType::F32, DType::Q8_0, DType::Q4_0});
-  std::cout << "[ measured ] held-out perplexity F32 " << ppl[DType::F32] << ", Q8_0 " << ppl[DType::Q8_0] << " ("
-            << 100 * (ppl[DType::Q8_0] / ppl[DType::F32] - 1) << "%), Q4_0 " << ppl[DType::Q4_0] << " ("
-            << 100 * (ppl[DType::Q4_0] / ppl[DType::F32] - 1) << "%)\n";
+  std::map<std::string, double> ppl = trained_perplexities(small_config(), 120, {DType::F32, DType::Q8_0, DType::Q4_0});
+  auto change = [&](const std::string& t) { return ppl[t] / ppl["F32"] - 1; };
+  std::cout << "[ measured ] held-out perplexity F32 " << ppl["F32"] << ", Q8_0 " << ppl["Q8_0"] << " ("
+            << 100 * change("Q8_0") << "%), Q4_0 " << ppl["Q4_0"] << " (" << 100 * change("Q4_0") << "%)\n";
   // The model learned the language: far below the vocabulary's 64 (the noise alone allows ~2).
-  EXPECT_LT(ppl[DType::F32], 6.0);
-  EXPECT_LT(std::fabs(ppl[DType::Q8_0] / ppl[DType::F32] - 1), 0.01);
-  EXPECT_LT(std::fabs(ppl[DType::Q4_0] / ppl[DType::F32] - 1), 0.05);
+  EXPECT_LT(ppl["F32"], 6.0);
+  EXPECT_LT(std::fabs(change("Q8_0")), 0.01);
+  EXPECT_LT(std::fabs(change("Q4_0")), 0.05);
 }
 
-// The k-quants on the wider model (Q4_0 alongside, for comparison on the same weights).
+// The k-quants and their _M mixes on the wider model (Q4_0 alongside, for comparison on the same
+// weights).
 TEST(QuantizedPerplexity, KQuantFilesStayWithinTheStatedBoundOfF32) {
-  std::map<DType, double> ppl =
-      trained_perplexities(wide_config(), 120, {DType::F32, DType::Q6_K, DType::Q5_K, DType::Q4_K, DType::Q4_0});
-  auto change = [&](DType t) { return ppl[t] / ppl[DType::F32] - 1; };
-  std::cout << "[ measured ] held-out perplexity F32 " << ppl[DType::F32] << ", Q6_K " << ppl[DType::Q6_K] << " ("
-            << 100 * change(DType::Q6_K) << "%), Q5_K " << ppl[DType::Q5_K] << " ("
-            << 100 * change(DType::Q5_K) << "%), Q4_K " << ppl[DType::Q4_K] << " (" << 100 * change(DType::Q4_K)
-            << "%), Q4_0 " << ppl[DType::Q4_0] << " (" << 100 * change(DType::Q4_0) << "%)\n";
-  EXPECT_LT(ppl[DType::F32], 6.0);
-  EXPECT_LT(std::fabs(change(DType::Q4_K)), 0.03);
-  EXPECT_LT(std::fabs(change(DType::Q5_K)), 0.01);
-  EXPECT_LT(std::fabs(change(DType::Q6_K)), 0.01);
+  std::map<std::string, double> ppl = trained_perplexities(
+      wide_config(), 120, {DType::F32, DType::Q6_K, kQ5KMedium, DType::Q5_K, kQ4KMedium, DType::Q4_K, DType::Q4_0});
+  std::cout << "[ measured ] held-out perplexity F32 " << ppl["F32"];
+  for (const auto& [name, value] : ppl) {
+    if (name != "F32") std::cout << ", " << name << " " << value << " (" << 100 * (value / ppl["F32"] - 1) << "%)";
+  }
+  std::cout << "\n";
+  auto change = [&](const std::string& t) { return std::fabs(ppl[t] / ppl["F32"] - 1); };
+  EXPECT_LT(ppl["F32"], 6.0);
+  EXPECT_LT(change("Q4_K_S"), 0.03);
+  EXPECT_LT(change("Q4_K_M"), 0.03);
+  EXPECT_LT(change("Q5_K_S"), 0.01);
+  EXPECT_LT(change("Q5_K_M"), 0.01);
+  EXPECT_LT(change("Q6_K"), 0.01);
 }
 
 // The f16 KV cache (--cache-type f16) on the same trained model: K and V rounded to 2^-11 of
 // themselves move the held-out perplexity far less than Q8_0 weights do.
 TEST(QuantizedPerplexity, F16KvCacheStaysWithinTheStatedBoundOfF32) {
-  const std::map<DType, double> f32 = trained_perplexities(small_config(), 120, {DType::F32});
-  const std::map<DType, double> f16 = trained_perplexities(small_config(), 120, {DType::F32}, DType::F16);
-  const double change = f16.at(DType::F32) / f32.at(DType::F32) - 1;
-  std::cout << "[ measured ] held-out perplexity, f32 KV cache " << f32.at(DType::F32) << ", f16 KV cache "
-            << f16.at(DType::F32) << " (" << 100 * change << "%)\n";
-  EXPECT_LT(f32.at(DType::F32), 6.0);
+  const double f32 = trained_perplexities(small_config(), 120, {DType::F32}).at("F32");
+  const double f16 = trained_perplexities(small_config(), 120, {DType::F32}, DType::F16).at("F32");
+  const double change = f16 / f32 - 1;
+  std::cout << "[ measured ] held-out perplexity, f32 KV cache " << f32 << ", f16 KV cache " << f16 << " ("
+            << 100 * change << "%)\n";
+  EXPECT_LT(f32, 6.0);
   EXPECT_LT(std::fabs(change), 0.002);
   EXPECT_NE(change, 0.0) << "the f16 cache did not round anything";
 }

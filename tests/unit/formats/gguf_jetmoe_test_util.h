@@ -36,7 +36,7 @@ inline std::string write_checkpoint(const TempDir& dir, const std::string& name,
 
 // Exports the model at `model_dir` (with its tokenizer, if it has one) to `path` as a GGUF file
 // of type `type` whose general.name is `name`, converting on `threads` threads; returns `path`.
-inline std::string export_gguf(const std::string& model_dir, DType type, const std::string& path,
+inline std::string export_gguf(const std::string& model_dir, GgufFileType type, const std::string& path,
                                const std::string& name, int threads = 2) {
   const ModelFiles model = open_model_files(model_dir);
   ThreadPool pool(threads);
