@@ -101,6 +101,42 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void gemv_dequant_
   }
 }
 
+// The int8 dot-product peak the quantized GEMMs aim at: vpdpbusd (64 byte multiply-adds per
+// instruction) on 16 independent chains per thread; operations = 2 per multiply-add.
+__attribute__((target("avx512f,avx512vnni"))) double int8_dot_ops(int64_t iters) {
+  constexpr int kChains = 16;
+  __m512i acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_epi32(j);
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], a, b);
+  __m512i sum = _mm512_setzero_si512();
+  for (int j = 0; j < kChains; ++j) sum = _mm512_add_epi32(sum, acc[j]);
+  volatile int sink = _mm512_reduce_add_epi32(sum);
+  (void)sink;
+  return 2.0 * 64 * kChains * double(iters);
+}
+
+// Best of 5 runs of int8_dot_ops on every thread at once (0 without AVX512_VNNI).
+double measure_int8_dot_peak(ThreadPool& pool) {
+  if (kernels::cpu::hardware_isa() < kernels::cpu::Isa::Avx512Bf16) return 0.0;
+  const int64_t iters = 1 << 22;
+  double best = 0.0;
+  for (int r = 0; r < 5; ++r) {
+    std::vector<double> ops(size_t(pool.num_threads()), 0.0);
+    const double s = best_seconds(1, [&] {
+      pool.parallel_for(pool.num_threads(), [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) ops[size_t(t)] = int8_dot_ops(iters);
+      });
+    });
+    double total = 0.0;
+    for (double o : ops) total += o;
+    best = std::max(best, total / s);
+  }
+  return best;
+}
+
 // Seconds of the best of `reps` runs of fn, each run right after a pass of the read-bandwidth
 // probe over `probe_buffer`; *probe_seconds gets the best probe pass. On a shared machine the
 // bandwidth left to us changes from second to second, so only interleaved runs compare.
@@ -128,10 +164,10 @@ double best_seconds_beside_probe(ThreadPool& pool, const std::vector<float>& pro
 // Quantized weights: decoding products (GB/s of weights against the read bandwidth, measured
 // interleaved) for the 8B expert shapes, 16 experts stacked so the weights come from DRAM (208 -
 // 392 MB: with 8, part of them stayed in the 32 MB L3 between runs), and
-// prefill products of one expert (GOP/s against the bf16 dot-product peak).
-void quantized_products(ThreadPool& pool, double bf16_peak) {
+// prefill products of one expert (GOP/s against the bf16 and the int8 dot-product peaks).
+void quantized_products(ThreadPool& pool, double bf16_peak, double int8_peak) {
   const std::vector<float> probe_buffer(size_t(384) << 18, 1.0f);  // 384 MiB, written: own pages
-  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     for (const auto& [out, in] : {std::pair<int64_t, int64_t>{16 * 11264, 2048}, {16 * 2048, 5632}}) {
       const std::vector<uint8_t> w = quantized_weight(t, out, in);
       const TensorView W{t, {out, in}, w.data()};
@@ -147,7 +183,7 @@ void quantized_products(ThreadPool& pool, double bf16_peak) {
                     std::string(dtype_name(t)).c_str(), (long long)out, (long long)in, (long long)T, gbs,
                     100.0 * gbs * 1e9 / bandwidth, bandwidth / 1e9);
       }
-      if (kernels::cpu::hardware_isa() >= kernels::cpu::Isa::Avx512) {
+      if (kernels::cpu::hardware_isa() >= kernels::cpu::Isa::Avx512 && (t == DType::Q8_0 || t == DType::Q4_0)) {
         std::vector<float> x(static_cast<size_t>(in), 0.5f), y(static_cast<size_t>(out));
         const int64_t step = 64;
         double probe = 0.0;
@@ -171,8 +207,15 @@ void quantized_products(ThreadPool& pool, double bf16_peak) {
       for (float& v : x) v = dist(gen);
       const double s = best_seconds(3, [&] { ops::matmul_xwT(x.data(), in, T, W, y.data(), out, pool); });
       const double gops = 2.0 * double(T * out * in) / s / 1e9;
-      std::printf("gemm %s T=%-4lld  %.0f GOP/s (%.0f%% of the bf16 peak)\n", std::string(dtype_name(t)).c_str(),
-                  (long long)T, gops, 100.0 * gops * 1e9 / std::max(bf16_peak, 1.0));
+      // A peak this level or machine lacks (JETMOE_ISA=avx512, no VNNI) is 0: no share of it.
+      const auto share = [&](double peak) {
+        char text[16] = "-";
+        if (peak > 0.0) std::snprintf(text, sizeof text, "%.0f%%", 100.0 * gops * 1e9 / peak);
+        return std::string(text);
+      };
+      std::printf("gemm %s T=%-4lld  %.0f GOP/s (%s of the bf16 peak, %s of the int8 peak)\n",
+                  std::string(dtype_name(t)).c_str(), (long long)T, gops, share(bf16_peak).c_str(),
+                  share(int8_peak).c_str());
     }
   }
 }
@@ -286,9 +329,11 @@ int main(int argc, char** argv) {
   const double fma_peak = kernels::cpu::measure_fma_peak(pool, 0.05, 5);
   std::printf("fp32 FMA peak   %.0f GFLOP/s\n", fma_peak / 1e9);
   std::printf("bf16 dot peak   %.0f GFLOP/s\n", bf16_peak / 1e9);
+  const double int8_peak = measure_int8_dot_peak(pool);
+  std::printf("int8 dot peak   %.0f GOP/s\n", int8_peak / 1e9);
   // `kernel_lab THREADS quant`: only the quantized products.
   if (argc > 2 && std::string(argv[2]) == "quant") {
-    quantized_products(pool, bf16_peak);
+    quantized_products(pool, bf16_peak, int8_peak);
     return 0;
   }
   if (argc > 2 && std::string(argv[2]) == "attention") {
@@ -335,6 +380,6 @@ int main(int argc, char** argv) {
   }
   if (only_gemm) return 0;
   prefill_attention_rates(pool, fma_peak);
-  quantized_products(pool, bf16_peak);
+  quantized_products(pool, bf16_peak, int8_peak);
   return 0;
 }

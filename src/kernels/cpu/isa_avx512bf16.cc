@@ -36,6 +36,7 @@ namespace jetmoe::kernels::cpu::avx512bf16 {
 #include "kernels/cpu/matmul_q8vnni-inl.h"
 #include "kernels/cpu/simd_kquant_avx2-inl.h"
 #include "kernels/cpu/matmul_kquant_vnni-inl.h"
+#include "kernels/cpu/matmul_q6k_vnni-inl.h"
 }  // namespace jetmoe::kernels::cpu::avx512bf16
 #pragma GCC pop_options
 
@@ -45,8 +46,8 @@ const KernelTable& avx512bf16_kernels() {
   static const KernelTable table = [] {
     KernelTable t = avx512_kernels();
     t.isa = Isa::Avx512Bf16;
-    t.gemm_scratch_floats =
-        std::max({t.gemm_scratch_floats, avx512bf16::kQ8PanelFloats, avx512bf16::kKQuantPanelFloats});
+    t.gemm_scratch_floats = std::max({t.gemm_scratch_floats, avx512bf16::kQ8PanelFloats,
+                                      avx512bf16::kKQuantPanelFloats, avx512bf16::kQ6kPanelFloats});
     static_assert(avx512bf16::kTokenPanel == kBf16TokenPanel);
     t.pack_bf16_tokens = avx512bf16::pack_token_panel;
     t.gemm_bf16dot = avx512bf16::gemm_bf16dot;
@@ -63,6 +64,8 @@ const KernelTable& avx512bf16_kernels() {
     t.gemm_q4k = avx512bf16::gemm_kquant_vnni<Q4kLayout>;
     t.gemv_q5k = avx512bf16::gemv_kquant_vnni<Q5kLayout>;
     t.gemm_q5k = avx512bf16::gemm_kquant_vnni<Q5kLayout>;
+    t.gemv_q6k = avx512bf16::gemv_q6k_vnni;
+    t.gemm_q6k = avx512bf16::gemm_q6k_vnni;
     return t;
   }();
   return table;

@@ -15,9 +15,9 @@
 //   K::Sums (a row's running sums), K::zero(), K::finish(sums) -> y,
 //   K::Scales, K::load_scales(super_block) (its d sc_k and dmin m_k, shared by the rows),
 //   K::accumulate(super_block, scales, xq, xs, xsum, sums) (256 levels, 8 scales, 8 sums).
-// The AVX512_VNNI level replaces both for Q4_K / Q5_K with matmul_kquant_vnni-inl.h. Included by
-// isa_<level>.cc inside its namespace and target pragma (after core/q4_k.h, q5_k.h and q6_k.h); no
-// includes here.
+// The AVX512_VNNI level replaces both for Q4_K / Q5_K with matmul_kquant_vnni-inl.h, for Q6_K
+// with matmul_q6k_vnni-inl.h. Included by isa_<level>.cc inside its namespace and target pragma
+// (after core/q4_k.h, q5_k.h and q6_k.h); no includes here.
 
 // Activation rows t0 .. t0 + kT - 1 against W rows [o_begin, o_end), one W row at a time; each
 // super-block's scales are decoded once for the kT rows.

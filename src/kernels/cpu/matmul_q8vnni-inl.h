@@ -243,14 +243,15 @@ void pack_panel_q8(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t b0, 
       scales[bb * kVnniNr + j] = j < rows ? Q8Avx2::f16(base + j * row_bytes + bb * kQ8BlockBytes<kType>) : 0.0f;
 }
 
-// dots[r][v] += the byte products of one block of 32 levels: activation row r (at A, rows lda
-// apart) against columns 16 v .. 16 v + 15 of the block's 8 panel words per column, 4 k per
-// vpdpbusd. Shared by the Q8_0 / Q4_0 and the Q4_K micro-tiles.
-template <int MR>
+// dots[r][v] += the byte products of one sub-block of 4 kWords levels (a block of 32: 8 words; a
+// Q6_K group of 16: 4): activation row r (at A, rows lda apart) against columns 16 v .. 16 v + 15
+// of the sub-block's kWords panel words per column, 4 k per vpdpbusd. Shared by the Q8_0 / Q4_0,
+// the Q4_K / Q5_K and the Q6_K micro-tiles.
+template <int MR, int kWords = 8>
 __attribute__((always_inline)) inline void add_block_dots(const uint32_t* block_words, const int8_t* A, int64_t lda,
                                                           __m512i (&dots)[MR][2]) {
 #pragma GCC unroll 8
-  for (int g = 0; g < 8; ++g) {
+  for (int g = 0; g < kWords; ++g) {
     const uint32_t* w = block_words + g * kVnniNr;
     const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 16);
 #pragma GCC unroll 8

@@ -1,4 +1,5 @@
-// The Q6_K super-block policy of matmul_kquant-inl.h on AVX2 (also run by the AVX-512 levels).
+// The Q6_K super-block policy of matmul_kquant-inl.h on AVX2 (also run by the AVX-512 level; the
+// AVX512_VNNI level has matmul_q6k_vnni-inl.h).
 // Each half of a super-block (128 values) is two 32-byte loads of low nibbles and one of high
 // bit pairs; chunk c of 32 values (an activation block) gets its levels u in 0 .. 63 from them.
 // vpmaddubsw gives pair sums of u x, from which those of 32 x (the level offset) are subtracted,

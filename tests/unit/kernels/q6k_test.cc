@@ -195,11 +195,24 @@ class Q6kMatmulTest : public testing::TestWithParam<Isa> {
   }
 };
 
+// Rows on both sides of the gemv / gemm switch (kGemvMaxRows) and partial register tiles of the
+// GEMMs (4 and 6 rows); outputs in partial panels of 32; 1, 3 and 9 super-blocks (the GEMMs pack
+// 2 at a time).
 TEST_P(Q6kMatmulTest, MatchesOraclesOverOddShapes) {
   ThreadPool pool(2);
   for (int64_t T : {1, 2, 3, 4, 5, 7, 10, 33, 130})
     for (int64_t in : {256, 768, 2304})
       for (int64_t out : {1, 5, 33, 67, 96}) check_one(T, in, out, pool);
+}
+
+// A prefill product cut into column tiles (the later ones start past column 0), each of several
+// panels and a partial one, on one thread and on two, over 5 super-blocks (two whole packed
+// panels and one more).
+TEST_P(Q6kMatmulTest, PrefillTilesBeyondTheFirstColumns) {
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (int64_t T : {6, 37}) check_one(T, 1280, 300, pool);
+  }
 }
 
 // Data on which every fp32 step is exact (as the Q4_K test's): integer activations with a +-127
@@ -211,7 +224,7 @@ TEST_P(Q6kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
   std::uniform_int_distribution<int> small(-3, 3), scale(-6, 6), byte(0, 255), coin(0, 1);
   const uint16_t halves[4] = {0x3c00, 0x3800, 0xbc00, 0xb800};  // f16 1, 1/2, -1, -1/2
   for (int64_t T : {1, 3, 4, 7, 33}) {
-    const int64_t in = 512, out = 45, blocks = in / 32;
+    const int64_t in = 768, out = 45, blocks = in / 32;  // 3 super-blocks: a packed panel and a half
     std::vector<uint8_t> bytes(dtype_bytes(DType::Q6_K, out * in));
     for (size_t sb = 0; sb < bytes.size() / 210; ++sb) {
       uint8_t* block = bytes.data() + sb * 210;
