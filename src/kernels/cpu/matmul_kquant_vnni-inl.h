@@ -236,7 +236,7 @@ template <class L>
 void gemm_kquant_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begin, int64_t o_end, float* y,
                       int64_t ldy, float* scratch) {
   static constexpr auto tiles = micro_tiles_kquant(std::make_integer_sequence<int, kVnniMr>());
-  const int64_t blocks = W.cols / kQuantBlock;
+  const int64_t blocks = W.cols / kQuantBlock, row_bytes = W.cols / kKQuantSuperBlock * int64_t(L::kBytes);
   if (blocks == 0) {
     for (int64_t t = 0; t < x.rows; ++t) std::fill(y + t * ldy + o_begin, y + t * ldy + o_end, 0.0f);
     return;
@@ -252,6 +252,13 @@ void gemm_kquant_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_b
     const int n = int(std::min<int64_t>(kVnniNr, o_end - o0));
     for (int64_t b0 = 0; b0 < blocks; b0 += kKQuantKcBlocks) {
       const int64_t nb = std::min(kKQuantKcBlocks, blocks - b0);  // whole super-blocks, as rows are
+      // The next panel, prefetched (prefetch_panel): Q4_K +30% for 16 rows, +8% for 64, +3% for 128;
+      // Q5_K +10-17%, +7%, +4% (kernel_lab quant, 1 thread).
+      const bool row_end = b0 + kKQuantKcBlocks >= blocks;  // the next panel starts the next columns
+      const int64_t next_o0 = row_end ? o0 + kVnniNr : o0, next_b0 = row_end ? 0 : b0 + kKQuantKcBlocks;
+      prefetch_panel(W, row_bytes, next_o0, std::min<int64_t>(kVnniNr, o_end - next_o0),
+                     next_b0 / kQ4kSubBlocks * int64_t(L::kBytes),
+                     std::min(kKQuantKcBlocks, blocks - next_b0) / kQ4kSubBlocks * int64_t(L::kBytes));
       pack_panel_kquant<L>(W, o0, n, b0, nb, words, w_scale, w_min);
       for (int64_t t0 = 0; t0 < x.rows; t0 += kVnniMr) {
         const int64_t mr = std::min<int64_t>(kVnniMr, x.rows - t0);

@@ -222,18 +222,6 @@ inline void pack_panel_q6k(const WeightMatrix& W, int64_t o0, int64_t rows, int6
   }
 }
 
-// Prefetches the bytes of W rows o0 .. o0 + rows - 1, super-blocks sb0 .. sb0 + nsb - 1 (a panel):
-// pieces of a few lines a row apart, which the hardware prefetchers left to the packing's loads
-// (where a profile of 16 rows showed it stalling). One panel ahead, this took the GEMM from 200
-// to 260 GOP/s for 16 rows, +10% for 64, +5% for 128 (Zen 5, 1 thread; two panels ahead no better).
-inline void prefetch_panel_q6k(const WeightMatrix& W, int64_t o0, int64_t rows, int64_t sb0, int64_t nsb) {
-  const int64_t row_bytes = W.cols / kKQuantSuperBlock * int64_t(kQ6kBytes), bytes = nsb * int64_t(kQ6kBytes);
-  const auto* first = static_cast<const uint8_t*>(W.data) + o0 * row_bytes + sb0 * int64_t(kQ6kBytes);
-  for (int64_t j = 0; j < rows; ++j)
-    for (int64_t line = 0; line < bytes + 63; line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(first + j * row_bytes + line), _MM_HINT_T0);
-}
-
 // C[0:MR, 0:n] (+)= the product of MR quantized activation rows (levels A, lda bytes apart; block
 // scales dx lds_block apart, group offsets 32 x level sum lds_group apart) with nb packed blocks.
 template <int MR>
@@ -306,8 +294,8 @@ void gemm_q6k_vnni(const QuantizedRows& x, const WeightMatrix& W, int64_t o_begi
       const int64_t nsb = std::min(kKcSupers, supers - sb0);
       const bool row_end = sb0 + kKcSupers >= supers;  // the next panel starts the next columns
       const int64_t next_o0 = row_end ? o0 + kVnniNr : o0, next_sb0 = row_end ? 0 : sb0 + kKcSupers;
-      prefetch_panel_q6k(W, next_o0, std::min<int64_t>(kVnniNr, o_end - next_o0), next_sb0,
-                         std::min(kKcSupers, supers - next_sb0));
+      prefetch_panel(W, supers * int64_t(kQ6kBytes), next_o0, std::min<int64_t>(kVnniNr, o_end - next_o0),
+                     next_sb0 * int64_t(kQ6kBytes), std::min(kKcSupers, supers - next_sb0) * int64_t(kQ6kBytes));
       pack_panel_q6k(W, o0, n, sb0, nsb, words, w_scale);
       const int64_t b0 = sb0 * kKQuantSuperBlock / kQuantBlock, g0 = sb0 * kKQuantSuperBlock / kQ6kGroup;
       for (int64_t t0 = 0; t0 < x.rows; t0 += kQ6kMr) {
