@@ -52,4 +52,15 @@ uint32_t gguf_file_type_id(GgufFileType type) {
   JM_CHECK(false, "file type of an unknown dtype");
 }
 
+std::optional<GgufFileType> gguf_file_type_of_id(int64_t id) {
+  for (const DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K,
+                        DType::Q6_K}) {
+    for (const QuantMix mix : {QuantMix::kUniform, QuantMix::kMedium}) {
+      if (mix == QuantMix::kMedium && !has_mixes(t)) continue;
+      if (gguf_file_type_id({t, mix}) == id) return GgufFileType{t, mix};
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace jetmoe

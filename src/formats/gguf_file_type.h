@@ -39,5 +39,7 @@ std::string gguf_file_type_name(GgufFileType type);
 
 // general.file_type: llama.cpp's llama_ftype number.
 uint32_t gguf_file_type_id(GgufFileType type);
+// The file type of a general.file_type number, when it is one `jetmoe quantize` writes.
+std::optional<GgufFileType> gguf_file_type_of_id(int64_t id);
 
 }  // namespace jetmoe

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/gguf.h"
+#include "formats/gguf_file_type.h"
 #include "formats/model_files.h"
 #include "model/kv_cache.h"
 
@@ -21,6 +23,16 @@ ModelInfo inspect_model(const std::string& dir) {
     const std::string dtype(dtype_name(view.dtype));
     info.weight_bytes_by_dtype[dtype] += view.nbytes();
     info.tensors_by_dtype[dtype] += 1;
+  }
+  size_t weight_bytes = 0;
+  for (const auto& [dtype, bytes] : info.weight_bytes_by_dtype) weight_bytes += bytes;
+  info.bits_per_weight = info.params.total > 0 ? 8.0 * double(weight_bytes) / double(info.params.total) : 0.0;
+  if (files.is_gguf) {
+    const GgufFile file(dir);
+    if (const GgufValue* id = file.find("general.file_type"); id && id->as_int()) {
+      const std::optional<GgufFileType> type = gguf_file_type_of_id(*id->as_int());
+      info.file_type = type ? gguf_file_type_name(*type) : str_cat("id ", *id->as_int());
+    }
   }
   info.kv_cache_bytes_per_token = kv_cache_bytes_per_position(info.config, DType::F32);
   info.kv_cache_bytes_per_token_f16 = kv_cache_bytes_per_position(info.config, DType::F16);
@@ -77,6 +89,10 @@ std::string format_model_info(const ModelInfo& info) {
   line("active per token", num(info.params.active) + " (" + human_count(info.params.active) + ")");
   line("active, non-embedding", num(info.params.active_non_embedding) + " (" +
                                      human_count(info.params.active_non_embedding) + ")");
+  if (!info.file_type.empty()) line("file type", info.file_type);
+  char bits[32];
+  std::snprintf(bits, sizeof bits, "%.2f", info.bits_per_weight);
+  line("bits per weight", bits);
   for (const auto& [dtype, bytes] : info.weight_bytes_by_dtype)
     line("weights " + dtype, num(bytes) + " bytes (" + human_bytes(double(bytes)) + ", " +
                                  num(info.tensors_by_dtype.at(dtype)) + " tensors)");
@@ -102,6 +118,8 @@ std::string model_info_json(const ModelInfo& info) {
                       {"active", info.params.active},
                       {"active_non_embedding", info.params.active_non_embedding}}},
       {"weight_bytes", weights},
+      {"bits_per_weight", info.bits_per_weight},
+      {"file_type", info.file_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(info.file_type)},
       {"kv_cache_bytes_per_token", info.kv_cache_bytes_per_token},
       {"kv_cache_bytes_per_token_f16", info.kv_cache_bytes_per_token_f16},
   };

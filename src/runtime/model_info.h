@@ -20,6 +20,10 @@ struct ModelInfo {
   std::map<std::string, int64_t> tensors_by_dtype;
   size_t kv_cache_bytes_per_token = 0;  // float32 K and V of the shared KV heads, all layers
   size_t kv_cache_bytes_per_token_f16 = 0;  // the same in a float16 cache (--cache-type f16)
+  double bits_per_weight = 0;  // stored weight bits over parameters
+  // A GGUF file's general.file_type, by llama.cpp's name ("Q4_K_M"), or "id N" for a number
+  // jetmoe does not write; "" for a checkpoint directory or a file without the key.
+  std::string file_type;
 };
 
 ModelInfo inspect_model(const std::string& dir);

@@ -166,6 +166,35 @@ TEST_F(GgufKQuantCli, InfoNamesTheTypes) {
   }
 }
 
+// info names the file type general.file_type holds, and the stored bits per parameter (weight
+// bytes x 8 over the parameter count, which its JSON gives too).
+TEST_F(GgufKQuantCli, InfoGivesTheFileTypeAndBitsPerWeight) {
+  for (const auto& [file, type] : {std::pair{"q4_k", "Q4_K_S"}, {"q4_k_m", "Q4_K_M"}, {"Q5_K_M", "Q5_K_M"},
+                                   {"q6_k", "Q6_K"}, {"q4_0", "Q4_0"}}) {
+    const CliResult r = run_cli({"info", "-m", gguf(file)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "\nfile type                   " + std::string(type) + "\n")) << r.out;
+    const CliResult j = run_cli({"info", "-m", gguf(file), "--json"});
+    ASSERT_EQ(j.exit_code, 0) << j.err;
+    const json info = json::parse(j.out);
+    EXPECT_EQ(info["file_type"], type);
+    double bytes = 0;
+    for (const auto& [dtype, entry] : info["weight_bytes"].items()) bytes += entry["bytes"].get<double>();
+    EXPECT_NEAR(info["bits_per_weight"].get<double>(), 8 * bytes / info["parameters"]["total"].get<double>(), 1e-9);
+  }
+  // An extra bit in the matrices shows at the same head (this model's, 32000 x 256, weighs most: Q6_K in the
+  // mixes, Q8_0 in Q4_K_S / Q5_K_S); a checkpoint has no file type.
+  auto bits = [&](const std::string& path) {
+    return json::parse(run_cli({"info", "-m", path, "--json"}).out)["bits_per_weight"].get<double>();
+  };
+  EXPECT_LT(bits(gguf("q4_k")), bits(gguf("q5_k")));
+  EXPECT_LT(bits(gguf("q4_k_m")), bits(gguf("Q5_K_M")));
+  const CliResult checkpoint = run_cli({"info", "-m", model()});
+  EXPECT_FALSE(contains(checkpoint.out, "file type")) << checkpoint.out;
+  EXPECT_TRUE(contains(checkpoint.out, "\nbits per weight             32.00\n")) << checkpoint.out;  // f32
+  EXPECT_TRUE(json::parse(run_cli({"info", "-m", model(), "--json"}).out)["file_type"].is_null());
+}
+
 // Logits of the Q4_K, Q5_K and Q4_0 files against the float32 checkpoint's: within 4-bit error
 // (relative RMS difference measured 0.034 for Q6_K, 0.057 for Q5_K, 0.12 for Q4_K, 0.18 for Q4_0 on this model; unrelated logits
 // of the same size differ by ~1.4), Q4_K, with its per-sub-block mins and fitted scales, closer

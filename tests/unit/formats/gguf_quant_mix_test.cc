@@ -62,7 +62,9 @@ TEST(GgufFileType, NamesAndIdsAreLlamaCpps) {
     EXPECT_EQ(gguf_file_type_name(c.type), c.name);
     EXPECT_EQ(gguf_file_type_id(c.type), c.id) << c.name;
     EXPECT_EQ(parse_gguf_file_type(c.name), c.type) << c.name;
+    EXPECT_EQ(gguf_file_type_of_id(c.id), c.type) << c.name;
   }
+  for (int64_t unknown : {-1, 3, 8, 10, 19, 31, 33, 1 << 20}) EXPECT_EQ(gguf_file_type_of_id(unknown), std::nullopt) << unknown;
 }
 
 // llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between.
