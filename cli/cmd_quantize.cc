@@ -110,7 +110,7 @@ Command add_quantize_command(CLI::App& parent) {
   app->add_option("-o,--out", flags->out, "Output .gguf file (replaced atomically)")->required()->type_name("FILE");
   app->add_option("--type", flags->type,
                   "File type, as llama.cpp names them (any case): q8_0, q4_0; q4_k_m / q5_k_m (k-quant mixes: "
-                  "q6_k for the head and, in a half of the layers, the K/V and expert down projections); "
+                  "q6_k for the head and, in half of the layers, the K/V and expert down projections); "
                   "q4_k (= q4_k_s) / q5_k (= q5_k_s) / q6_k (every matrix in that k-quant); f16, bf16, f32. "
                   "Norms, biases and routers stay f32; q4_0, q4_k_s and q5_k_s files keep the output head in "
                   "q8_0, and the k-quant files store matrices whose rows are not a multiple of 256 in q8_0")
