@@ -222,6 +222,14 @@ DType gguf_storage_dtype(const TensorPlace& place, GgufFileType requested, int64
   return wanted;
 }
 
+std::string gguf_file_type_label(const GgufFile& file) {
+  const GgufValue* value = file.find(kFileType);
+  const std::optional<int64_t> id = value ? value->as_int() : std::nullopt;
+  if (!id) return "";
+  const std::optional<GgufFileType> type = gguf_file_type_of_id(*id);
+  return type ? gguf_file_type_name(*type) : str_cat("id ", *id);
+}
+
 void add_jetmoe_metadata(GgufWriter& writer, const JetMoeConfig& c, const std::string& name,
                          GgufFileType requested) {
   validate_config(c, "GGUF metadata");

@@ -58,6 +58,9 @@ DType gguf_storage_dtype(const TensorPlace& place, GgufFileType requested, int64
 // order docs/gguf.md lists them. `name` goes to general.name; `requested` to general.file_type.
 void add_jetmoe_metadata(GgufWriter& writer, const JetMoeConfig& config, const std::string& name,
                          GgufFileType requested);
+// The file's general.file_type by llama.cpp's name ("Q4_K_M"), "id N" for a number jetmoe does not
+// write, "" when the key is absent or not an integer (a label: nothing is refused for it).
+std::string gguf_file_type_label(const GgufFile& file);
 // The config a GGUF file describes, validated like a config.json (validate_config). Throws an
 // Error naming the file and the key that is missing, mistyped or inconsistent.
 JetMoeConfig config_from_gguf(const GgufFile& file);

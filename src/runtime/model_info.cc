@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "formats/gguf.h"
-#include "formats/gguf_file_type.h"
+#include "formats/gguf_jetmoe.h"
 #include "formats/model_files.h"
 #include "model/kv_cache.h"
 
@@ -27,13 +27,7 @@ ModelInfo inspect_model(const std::string& dir) {
   size_t weight_bytes = 0;
   for (const auto& [dtype, bytes] : info.weight_bytes_by_dtype) weight_bytes += bytes;
   info.bits_per_weight = info.params.total > 0 ? 8.0 * double(weight_bytes) / double(info.params.total) : 0.0;
-  if (files.is_gguf) {
-    const GgufFile file(dir);
-    if (const GgufValue* id = file.find("general.file_type"); id && id->as_int()) {
-      const std::optional<GgufFileType> type = gguf_file_type_of_id(*id->as_int());
-      info.file_type = type ? gguf_file_type_name(*type) : str_cat("id ", *id->as_int());
-    }
-  }
+  if (files.is_gguf) info.file_type = gguf_file_type_label(GgufFile(dir));
   info.kv_cache_bytes_per_token = kv_cache_bytes_per_position(info.config, DType::F32);
   info.kv_cache_bytes_per_token_f16 = kv_cache_bytes_per_position(info.config, DType::F16);
   return info;

@@ -166,6 +166,25 @@ TEST_F(GgufKQuantCli, InfoNamesTheTypes) {
   }
 }
 
+// bench names a GGUF file's type (the dtype of most bytes beside it in the JSON); a checkpoint's
+// row names its dtype and has no file type.
+TEST_F(GgufKQuantCli, BenchNamesTheFileType) {
+  const CliResult r = run_cli({"bench", "-m", gguf("q4_k_m"), "-m", model(), "-t", "1", "-p", "4", "-n", "2", "-r", "1",
+                               "--bandwidth-mib", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json rows = json::parse(r.out)["results"];
+  ASSERT_EQ(rows.size(), 4u) << r.out;  // pp4 and tg2 of each model
+  for (const json& row : rows) {
+    const bool gguf_row = row["model"] == "model-q4_k_m.gguf";
+    EXPECT_EQ(row["file_type"], gguf_row ? json("Q4_K_M") : json(nullptr)) << row.dump();
+    EXPECT_EQ(row["weight_dtype"], gguf_row ? "Q4_K" : "F32") << row.dump();
+  }
+  const CliResult table = run_cli({"bench", "-m", gguf("q4_k_m"), "-t", "1", "-p", "4", "-n", "0", "-r", "1",
+                                   "--bandwidth-mib", "8"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_TRUE(contains(table.out, "| model-q4_k_m.gguf | Q4_K_M | ")) << table.out;
+}
+
 // info names the file type general.file_type holds, and the stored bits per parameter (weight
 // bytes x 8 over the parameter count, which its JSON gives too).
 TEST_F(GgufKQuantCli, InfoGivesTheFileTypeAndBitsPerWeight) {

@@ -11,6 +11,8 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "formats/gguf.h"
+#include "formats/gguf_jetmoe.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/machine_probe.h"
 #include "model/model.h"
@@ -268,6 +270,7 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
     base.model = std::filesystem::path(dir).filename().string();
     if (base.model.empty()) base.model = std::filesystem::path(dir).parent_path().filename().string();
     base.weight_dtype = main_dtype(model->weights());
+    if (looks_like_gguf(dir)) base.file_type = gguf_file_type_label(GgufFile(dir));
     base.weight_bytes = stored_bytes(model->weights());
     base.params = count_params(c).total;
     base.active_params = count_params(c).active;
@@ -305,12 +308,13 @@ std::string bench_markdown(const BenchReport& report) {
                   m.fma_flops / 1e9, bf16.c_str());
     out += buf;
   }
-  out += "\n| model | dtype | size | params (active) | threads | act | cache | test | t/s | bound t/s | % of bound |\n";
+  out += "\n| model | type | size | params (active) | threads | act | cache | test | t/s | bound t/s | % of bound |\n";
   out += "| --- | --- | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |\n";
   for (const BenchRow& r : report.rows) {
     const std::string params = human_params(r.params) + " (" + human_params(r.active_params) + ")";
     std::snprintf(buf, sizeof buf, "| %s | %s | %s | %s | %d | %s | %s | %s | %.2f ± %.2f | %.2f | %.1f%% |\n",
-                  r.model.c_str(), r.weight_dtype.c_str(), human_bytes(r.weight_bytes).c_str(), params.c_str(),
+                  r.model.c_str(), (r.file_type.empty() ? r.weight_dtype : r.file_type).c_str(),
+                  human_bytes(r.weight_bytes).c_str(), params.c_str(),
                   r.threads, r.activations.c_str(), r.cache_type.c_str(), r.test.c_str(),
                   r.mean, r.stddev, r.bound_tokens_per_s, 100.0 * r.fraction_of_bound);
     out += buf;
@@ -338,6 +342,7 @@ std::string bench_json(const BenchReport& report) {
   for (const BenchRow& r : report.rows) {
     nlohmann::json row = {{"model", r.model},
                           {"weight_dtype", r.weight_dtype},
+                          {"file_type", r.file_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.file_type)},
                           {"weight_bytes", r.weight_bytes},
                           {"params", r.params},
                           {"active_params", r.active_params},

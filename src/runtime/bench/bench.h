@@ -50,6 +50,7 @@ struct MachineLimits {
 struct BenchRow {
   std::string model;        // directory name
   std::string weight_dtype; // dtype of most weight bytes
+  std::string file_type;    // a GGUF file's type by llama.cpp's name ("Q4_K_M"); "" for a directory
   double weight_bytes = 0;  // all stored weights
   int64_t params = 0, active_params = 0;
   int threads = 0;
