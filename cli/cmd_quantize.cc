@@ -50,7 +50,8 @@ std::string human_bytes(uint64_t bytes) {
 // Why a tensor is not stored in the file type's dtype.
 std::string reason(const GgufExportTensor& t, GgufFileType requested) {
   if (t.to == requested.weights) return "";
-  switch (tensor_role(t.hf_name)) {
+  const TensorRole role = tensor_role(t.hf_name);
+  switch (role) {
     case TensorRole::kNorm: return "norm";
     case TensorRole::kBias: return "bias";
     case TensorRole::kRouter: return "router";
@@ -58,11 +59,8 @@ std::string reason(const GgufExportTensor& t, GgufFileType requested) {
   }
   if (t.shape.back() % dtype_block_elems(requested.weights) != 0)
     return "rows not a multiple of " + std::to_string(dtype_block_elems(requested.weights));
-  switch (tensor_role(t.hf_name)) {
-    case TensorRole::kHead:
-    case TensorRole::kEmbedding: return "output head";
-    default: return gguf_file_type_name(requested) + ": more bits in this layer";
-  }
+  if (role == TensorRole::kHead || role == TensorRole::kEmbedding) return "output head";
+  return gguf_file_type_name(requested) + ": more bits in this layer";
 }
 
 void print_plan(const std::vector<GgufExportTensor>& plan, GgufFileType requested) {

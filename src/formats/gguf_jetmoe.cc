@@ -187,11 +187,7 @@ std::optional<std::string> hf_tensor_name(std::string_view gguf_name) {
   return translate(gguf_name, &NamePair::gguf, kGgufLayerPrefix, &NamePair::hf, kHfLayerPrefix);
 }
 
-TensorRole tensor_role(std::string_view hf_name) {
-  const Match match = find_name(hf_name, &NamePair::hf, kHfLayerPrefix);
-  JM_CHECK(match.pair != nullptr, "not a JetMoE tensor name: ", hf_name);
-  return match.pair->role;
-}
+TensorRole tensor_role(std::string_view hf_name) { return tensor_place(hf_name, 1).role; }
 
 TensorPlace tensor_place(std::string_view hf_name, int64_t layers) {
   const Match match = find_name(hf_name, &NamePair::hf, kHfLayerPrefix);

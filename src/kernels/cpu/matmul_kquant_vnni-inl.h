@@ -200,10 +200,7 @@ void micro_tile_kquant(int64_t nb, const int8_t* A, int64_t lda, const float* a_
   const int lanes[2] = {std::clamp(n, 0, 16), std::clamp(n - 16, 0, 16)};
   // Every fixed-count loop unrolls (also at -O2): the accumulators must stay in registers.
   __m512 acc[MR][2];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < 2; ++v) acc[r][v] = accumulate ? Simd::load_n(C + r * ldc + v * 16, lanes[v]) : Simd::zero();
+  load_tile<MR>(acc, C, ldc, lanes, accumulate);
   for (int64_t bb = 0; bb < nb; ++bb) {
     __m512i dots[MR][2];
 #pragma GCC unroll 8
@@ -218,10 +215,7 @@ void micro_tile_kquant(int64_t nb, const int8_t* A, int64_t lda, const float* a_
       acc[r][1] = _mm512_fnmadd_ps(m1, s_sum, Simd::fma(_mm512_cvtepi32_ps(dots[r][1]), Simd::mul(d1, s), acc[r][1]));
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < 2; ++v) Simd::store_n(C + r * ldc + v * 16, acc[r][v], lanes[v]);
+  store_tile<MR>(acc, C, ldc, lanes);
 }
 
 using MicroTileKQuantFn = void (*)(int64_t, const int8_t*, int64_t, const float*, const float*, int64_t,

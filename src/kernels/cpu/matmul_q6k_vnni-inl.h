@@ -231,10 +231,7 @@ void micro_tile_q6k(int64_t nb, const int8_t* A, int64_t lda, const float* a_sca
   const int lanes[2] = {std::clamp(n, 0, 16), std::clamp(n - 16, 0, 16)};
   // Every fixed-count loop unrolls (also at -O2): the accumulators must stay in registers.
   __m512 acc[MR][2];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < 2; ++v) acc[r][v] = accumulate ? Simd::load_n(C + r * ldc + v * 16, lanes[v]) : Simd::zero();
+  load_tile<MR>(acc, C, ldc, lanes, accumulate);
   for (int64_t b = 0; b < nb; ++b) {
     __m512 block[MR][2];  // sum over the block's two groups of d sc_G x (group dot product)
 #pragma GCC unroll 2
@@ -259,10 +256,7 @@ void micro_tile_q6k(int64_t nb, const int8_t* A, int64_t lda, const float* a_sca
       acc[r][1] = Simd::fma(block[r][1], s, acc[r][1]);
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < 2; ++v) Simd::store_n(C + r * ldc + v * 16, acc[r][v], lanes[v]);
+  store_tile<MR>(acc, C, ldc, lanes);
 }
 
 using MicroTileQ6kFn = void (*)(int64_t, const int8_t*, int64_t, const float*, int64_t, const int32_t*, int64_t,

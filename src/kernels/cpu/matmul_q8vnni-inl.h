@@ -278,6 +278,27 @@ __attribute__((always_inline)) inline void add_block_dots(const uint32_t* block_
   }
 }
 
+// A micro tile's fp32 accumulators, MR rows of 32 columns (two vectors, lanes[v] of each in C):
+// loaded from C when the tile continues a sum over K, else zero; stored back the same way. Shared
+// by the Q8_0 / Q4_0, k-quant and Q6_K micro tiles.
+template <int MR>
+__attribute__((always_inline)) inline void load_tile(__m512 (&acc)[MR][2], const float* C, int64_t ldc,
+                                                     const int (&lanes)[2], bool accumulate) {
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < 2; ++v) acc[r][v] = accumulate ? Simd::load_n(C + r * ldc + v * 16, lanes[v]) : Simd::zero();
+}
+
+template <int MR>
+__attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[MR][2], float* C, int64_t ldc,
+                                                      const int (&lanes)[2]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < 2; ++v) Simd::store_n(C + r * ldc + v * 16, acc[r][v], lanes[v]);
+}
+
 // C[0:MR, 0:n] (+)= the product of MR quantized activation rows (levels A, lda bytes apart; scales
 // and sums lds apart) with nb packed blocks; `shift` = log2 of the weights' offset.
 template <int MR>
@@ -287,10 +308,7 @@ void micro_tile_q8(int64_t nb, const int8_t* A, int64_t lda, const float* a_scal
   const int lanes[2] = {std::clamp(n, 0, 16), std::clamp(n - 16, 0, 16)};
   // Every fixed-count loop unrolls (also at -O2): the accumulators must stay in registers.
   __m512 acc[MR][2];
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < 2; ++v) acc[r][v] = accumulate ? Simd::load_n(C + r * ldc + v * 16, lanes[v]) : Simd::zero();
+  load_tile<MR>(acc, C, ldc, lanes, accumulate);
   for (int64_t bb = 0; bb < nb; ++bb) {
     __m512i dots[MR][2];
 #pragma GCC unroll 8
@@ -304,10 +322,7 @@ void micro_tile_q8(int64_t nb, const int8_t* A, int64_t lda, const float* a_scal
       acc[r][1] = Simd::fma(_mm512_cvtepi32_ps(dots[r][1]), Simd::mul(d1, s), acc[r][1]);
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < 2; ++v) Simd::store_n(C + r * ldc + v * 16, acc[r][v], lanes[v]);
+  store_tile<MR>(acc, C, ldc, lanes);
 }
 
 using MicroTileQ8Fn = void (*)(int64_t, const int8_t*, int64_t, const float*, const int32_t*, int64_t, const uint32_t*,

@@ -221,10 +221,10 @@ TEST_P(Q6kMatmulTest, PrefillTilesBeyondTheFirstColumns) {
 TEST_P(Q6kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
   ThreadPool pool(2);
   std::mt19937 gen(5);
-  std::uniform_int_distribution<int> small(-3, 3), scale(-6, 6), byte(0, 255), coin(0, 1);
+  std::uniform_int_distribution<int> scale(-6, 6), byte(0, 255);
   const uint16_t halves[4] = {0x3c00, 0x3800, 0xbc00, 0xb800};  // f16 1, 1/2, -1, -1/2
   for (int64_t T : {1, 3, 4, 7, 33}) {
-    const int64_t in = 768, out = 45, blocks = in / 32;  // 3 super-blocks: a packed panel and a half
+    const int64_t in = 768, out = 45;  // 3 super-blocks: a packed panel and a half
     std::vector<uint8_t> bytes(dtype_bytes(DType::Q6_K, out * in));
     for (size_t sb = 0; sb < bytes.size() / 210; ++sb) {
       uint8_t* block = bytes.data() + sb * 210;
@@ -232,23 +232,7 @@ TEST_P(Q6kMatmulTest, EqualsTheOracleExactlyWhereFp32IsExact) {
       for (int g = 0; g < 16; ++g) block[192 + g] = uint8_t(int8_t(scale(gen)));
       std::memcpy(block + 208, &halves[byte(gen) % 4], 2);
     }
-    const QuantizedWeight W(DType::Q6_K, {out, in}, bytes);
-    std::vector<float> x(size_t(T * in));
-    for (int64_t i = 0; i < T * in; ++i) x[size_t(i)] = float(small(gen));
-    for (int64_t r = 0; r < T * blocks; ++r) x[size_t(r * 32 + r % 32)] = coin(gen) ? 127.0f : -127.0f;
-    std::vector<int8_t> q(static_cast<size_t>(in));
-    std::vector<float> x_scale(static_cast<size_t>(blocks));
-    for (int64_t t = 0; t < T; ++t) {
-      kernels::quantize_row_q8(x.data() + t * in, in, q.data(), x_scale.data());
-      for (int64_t o = 0; o < out; ++o) ASSERT_LT(magnitude(W.view, o, q.data(), x_scale.data()), std::ldexp(1.0, 22));
-    }
-    std::vector<float> want(size_t(T * out)), got(size_t(T * out));
-    kernels::matmul_xwT_q8(x.data(), in, T, W.view, want.data(), out);
-    ops::matmul_xwT(x.data(), in, T, W.view, got.data(), out, pool, {ops::Activations::F32, GetParam()});
-    int failures = 0;
-    for (size_t i = 0; i < got.size(); ++i)
-      if (got[i] != want[i] && ++failures <= 3)
-        ADD_FAILURE() << "T=" << T << " y[" << i << "] = " << got[i] << ", oracle " << want[i];
+    test::expect_exact_product(QuantizedWeight(DType::Q6_K, {out, in}, bytes), T, gen, pool, GetParam(), magnitude);
   }
 }
 
@@ -257,19 +241,12 @@ TEST_P(Q6kMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
   const int64_t E = 4, out = 45, in = 512;
   const QuantizedWeight stacked = test::random_quantized_weight(DType::Q6_K, E * out, in, 77);
   const TensorView experts{DType::Q6_K, {E, out, in}, stacked.view.data};
-  const int64_t rows[E] = {0, 1, 5, 37};
-  std::vector<std::vector<float>> xs, ys;
-  for (int64_t e = 0; e < E; ++e) {
-    xs.push_back(test::random_floats(size_t(rows[e] * in), uint32_t(100 + e)));
-    ys.emplace_back(size_t(rows[e] * (out + 1)), std::numeric_limits<float>::quiet_NaN());
-  }
-  std::vector<ops::MatmulJob> jobs;
-  for (int64_t e = 0; e < E; ++e)
-    jobs.push_back({xs[size_t(e)].data(), in, rows[e], experts.slice0(e), ys[size_t(e)].data(), out + 1});
+  const std::vector<int64_t> rows = {0, 1, 5, 37};
+  test::ExpertJobs work(experts, rows);
   ThreadPool pool(3);
-  ops::matmul_xwT_grouped(jobs, pool, {ops::Activations::F32, GetParam()});
+  ops::matmul_xwT_grouped(work.jobs, pool, {ops::Activations::F32, GetParam()});
   for (int64_t e = 0; e < E; ++e)
-    test::expect_matches_quantized_oracles(ys[size_t(e)].data(), out + 1, xs[size_t(e)], in, rows[e],
+    test::expect_matches_quantized_oracles(work.ys[size_t(e)].data(), out + 1, work.xs[size_t(e)], in, rows[size_t(e)],
                                            experts.slice0(e), {rounding_bound, weight_rounding},
                                            str_cat("expert ", e));
 }

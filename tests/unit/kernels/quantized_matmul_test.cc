@@ -145,26 +145,20 @@ TEST_P(QuantizedMatmulTest, GroupedExpertStacksMatchTheOracleOneByOne) {
     const int64_t E = 5, out = 45, in = 96;
     const QuantizedWeight stacked = random_quantized_weight(dtype, E * out, in, 77);
     const TensorView experts{dtype, {E, out, in}, stacked.view.data};
-    const int64_t rows[E] = {0, 1, 4, 5, 37};
-    std::vector<std::vector<float>> xs, ys;
-    for (int64_t e = 0; e < E; ++e) {
-      xs.push_back(test::random_floats(size_t(rows[e] * in), uint32_t(100 + e)));
-      ys.emplace_back(size_t(rows[e] * (out + 1)), std::numeric_limits<float>::quiet_NaN());
-    }
-    std::vector<ops::MatmulJob> jobs;
-    for (int64_t e = 0; e < E; ++e)
-      jobs.push_back({xs[size_t(e)].data(), in, rows[e], experts.slice0(e), ys[size_t(e)].data(), out + 1});
+    const std::vector<int64_t> rows = {0, 1, 4, 5, 37};
+    test::ExpertJobs work(experts, rows);
     for (int threads : {1, 2, 3}) {
       ThreadPool pool(threads);
-      for (auto& y : ys) std::fill(y.begin(), y.end(), std::numeric_limits<float>::quiet_NaN());
-      ops::matmul_xwT_grouped(jobs, pool, {ops::Activations::F32, GetParam()});
+      work.clear_outputs();
+      ops::matmul_xwT_grouped(work.jobs, pool, {ops::Activations::F32, GetParam()});
       for (int64_t e = 0; e < E; ++e) {
         // The slice must be expert e's rows of the stack: rows e*out .. of the 2-D view.
         std::vector<float> a(static_cast<size_t>(in)), b(static_cast<size_t>(in));
         ops::load_row(experts.slice0(e), out - 1, a.data());
         ops::load_row(stacked.view, e * out + out - 1, b.data());
         EXPECT_EQ(a, b) << "expert " << e;
-        expect_matches_oracles(ys[size_t(e)].data(), out + 1, xs[size_t(e)], in, rows[e], experts.slice0(e),
+        expect_matches_oracles(work.ys[size_t(e)].data(), out + 1, work.xs[size_t(e)], in, rows[size_t(e)],
+                               experts.slice0(e),
                                str_cat(dtype_name(dtype), " expert ", e, " threads ", threads));
       }
     }

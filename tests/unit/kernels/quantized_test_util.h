@@ -1,5 +1,6 @@
-// Shared by the tests of products with quantized weights (Q8_0 / Q4_0 and Q4_K): the weights, and
-// the check of a product against both oracles of kernels/ref:
+// Shared by the tests of products with quantized weights (Q8_0 / Q4_0, the k-quants): the weights,
+// expert jobs, the exact-arithmetic check, and the check of a product against both oracles of
+// kernels/ref:
 //  - kernels::matmul_xwT_q8, the same numerics written plainly (8-bit activations, integer
 //    sums): equal up to the fp32 rounding each format's test bounds;
 //  - the fp32 product with the dequantized weights, within the bound that the activations'
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -99,6 +101,52 @@ inline void expect_matches_quantized_oracles(const float* y, int64_t y_stride, c
   }
   EXPECT_EQ(failures, 0) << what;
 }
+
+// Activations on which every fp32 step is exact (T rows of small integers drawn from `gen`, a
+// +-127 in each block: scale 1, levels = values) against W on `isa`: with every output's
+// `magnitude` below 2^22 (checked), any evaluation order gives the oracle's value bit for bit.
+inline void expect_exact_product(const QuantizedWeight& W, int64_t T, std::mt19937& gen, ThreadPool& pool, Isa isa,
+                                 const OutputBound& magnitude) {
+  const int64_t out = W.view.shape[0], in = W.view.shape[1], blocks = in / kQuantBlock;
+  std::uniform_int_distribution<int> small(-3, 3), coin(0, 1);
+  std::vector<float> x(size_t(T * in));
+  for (int64_t i = 0; i < T * in; ++i) x[size_t(i)] = float(small(gen));
+  for (int64_t r = 0; r < T * blocks; ++r) x[size_t(r * 32 + r % 32)] = coin(gen) ? 127.0f : -127.0f;
+  std::vector<int8_t> q(static_cast<size_t>(in));
+  std::vector<float> x_scale(static_cast<size_t>(blocks));
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::quantize_row_q8(x.data() + t * in, in, q.data(), x_scale.data());
+    for (int64_t o = 0; o < out; ++o) ASSERT_LT(magnitude(W.view, o, q.data(), x_scale.data()), std::ldexp(1.0, 22));
+  }
+  std::vector<float> want(size_t(T * out)), got(size_t(T * out));
+  kernels::matmul_xwT_q8(x.data(), in, T, W.view, want.data(), out);
+  ops::matmul_xwT(x.data(), in, T, W.view, got.data(), out, pool, {ops::Activations::F32, isa});
+  int failures = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] != want[i] && ++failures <= 3)
+      ADD_FAILURE() << "T=" << T << " y[" << i << "] = " << got[i] << ", oracle " << want[i];
+}
+
+// The jobs of an MoE layer over an [E, out, in] stack, of uneven sizes: expert e gets rows[e]
+// random activation rows and an output buffer out + 1 wide (NaN, so that a write past `out` shows).
+struct ExpertJobs {
+  std::vector<std::vector<float>> xs, ys;
+  std::vector<ops::MatmulJob> jobs;
+
+  ExpertJobs(const TensorView& experts, const std::vector<int64_t>& rows) {
+    const int64_t out = experts.shape[1], in = experts.shape[2];
+    for (size_t e = 0; e < rows.size(); ++e) {
+      xs.push_back(random_floats(size_t(rows[e] * in), uint32_t(100 + e)));
+      ys.emplace_back(size_t(rows[e] * (out + 1)), std::numeric_limits<float>::quiet_NaN());
+    }
+    for (size_t e = 0; e < rows.size(); ++e)
+      jobs.push_back({xs[e].data(), in, rows[e], experts.slice0(int64_t(e)), ys[e].data(), out + 1});
+  }
+  // Back to NaN before another run.
+  void clear_outputs() {
+    for (auto& y : ys) std::fill(y.begin(), y.end(), std::numeric_limits<float>::quiet_NaN());
+  }
+};
 
 // ops::matmul_xwT of T random rows (one float past an aligned start, strides wider than the rows)
 // with a random [out, in] weight of `dtype` (from `seed`), checked against both oracles.
