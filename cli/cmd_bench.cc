@@ -1,4 +1,5 @@
 // jetmoe bench: pp / tg tokens per second next to this machine's bounds (see runtime/bench).
+#include <algorithm>
 #include <iostream>
 #include <thread>
 
@@ -47,15 +48,21 @@ Command add_bench_command(CLI::App& parent) {
       ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
-  app->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens of the pp test; 0 = skip it")
+  app->add_option("-p,--n-prompt", o.n_prompt,
+                  "Prompt tokens of the pp tests, comma-separated (e.g. 128,512): one test per entry; 0 = none")
+      ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
-  app->add_option("-n,--n-gen", o.n_gen, "Generated tokens of the tg test; 0 = skip it")
+  app->add_option("-n,--n-gen", o.n_gen,
+                  "Generated tokens of the tg tests, comma-separated: one test per entry; 0 = none")
+      ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
-  app->add_option("-d,--depth", o.depth,
-                  "Positions already in the KV cache when each pp / tg test starts (tests named pp512 @ d4096); "
-                  "their bounds add the cached K/V reads (tg) or attention products (pp)")
+  app->add_option("-d,--depth", o.depths,
+                  "Positions already in the KV cache when the pp / tg tests start, comma-separated (e.g. "
+                  "0,4096): every test runs after each (named pp512 @ d4096); their bounds add the cached K/V "
+                  "reads (tg) or attention products (pp)")
+      ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   app->add_option("--train-batch", o.train_batch,
@@ -89,7 +96,10 @@ Command add_bench_command(CLI::App& parent) {
   app->add_flag("--json", flags->json, "Print JSON instead of markdown tables");
   return {app, [flags] {
             BenchOptions& o = flags->options;
-            if (o.n_prompt == 0 && o.n_gen == 0 && o.train_batch == 0)
+            const auto all_zero = [](const std::vector<int64_t>& v) {
+              return std::all_of(v.begin(), v.end(), [](int64_t n) { return n == 0; });
+            };
+            if (all_zero(o.n_prompt) && all_zero(o.n_gen) && o.train_batch == 0)
               throw CLI::ValidationError("bench", "nothing to measure: -p 0, -n 0 and no --train-batch");
             for (const std::string& dir : o.models) check_model_dir(dir);
             o.bandwidth_bytes = flags->bandwidth_mib << 20;

@@ -1,7 +1,8 @@
 // `jetmoe bench` as a black box on a tiny random model: the tables and the JSON carry every
 // requested test with positive speeds, bounds and fractions; the training-step test (--train-batch)
 // also carries finite losses and rejects a sequence longer than the model's positions; --depth names
-// its tests and counts against the positions; --cache-type f16 halves the K/V bytes of the tg bound.
+// its tests and counts against the positions; lists of lengths and depths run every combination;
+// --cache-type f16 halves the K/V bytes of the tg bound.
 // (What the speeds are is not tested: benchmarks are measured, never asserted.)
 #include <gtest/gtest.h>
 
@@ -114,6 +115,45 @@ TEST_F(BenchCli, DepthStartsEveryTestAfterCachedPositions) {
   EXPECT_TRUE(contains(bad.err, "max_position_embeddings 64")) << bad.err;
   bad = run_cli({"bench", "-m", model_, "-d", "-1"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
+TEST_F(BenchCli, ListsOfLengthsAndDepthsRunEveryCombination) {
+  // As llama-bench: one pp test per -p entry, one tg test per -n entry (zeros skipped), all of
+  // them after each -d entry, in that order.
+  const CliResult r = run_cli({"bench", "-m", model_, "-t", "1", "-p", "4,8", "-n", "3,0,2", "-d", "0,20", "-r", "1",
+                               "--bandwidth-mib", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json results = json::parse(r.out).at("results");
+  const std::vector<std::string> want = {"pp4",       "pp8",       "tg3",       "tg2",
+                                        "pp4 @ d20", "pp8 @ d20", "tg3 @ d20", "tg2 @ d20"};
+  ASSERT_EQ(results.size(), want.size()) << r.out;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const json& row = results[i];
+    EXPECT_EQ(row.at("test"), want[i]);
+    EXPECT_EQ(row.at("depth"), i < 4 ? 0 : 20) << want[i];
+    EXPECT_EQ(row.at("tokens"), std::stoi(want[i].substr(2))) << want[i];
+    EXPECT_GT(row.at("mean_tokens_per_s").get<double>(), 0) << want[i];
+  }
+  // The bounds of the tests at depth 20 add the cached positions' cost; lengths change nothing.
+  EXPECT_EQ(results[0].at("flops_per_token"), results[1].at("flops_per_token"));
+  EXPECT_GT(results[4].at("flops_per_token").get<double>(), results[0].at("flops_per_token").get<double>());
+  EXPECT_EQ(results[2].at("bytes_per_token"), results[3].at("bytes_per_token"));
+  EXPECT_GT(results[6].at("bytes_per_token").get<double>(), results[2].at("bytes_per_token").get<double>());
+
+  // The longest entries count against the model's positions together: 8 + 60 > 64.
+  CliResult bad = run_cli({"bench", "-m", model_, "-p", "2,8", "-n", "0", "-d", "0,60"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "68 tokens (with the depth)")) << bad.err;
+  for (const char* flag : {"-p", "-n", "-d"}) {
+    for (const char* list : {"4,-1", "4,x", "4,1e9"}) {
+      bad = run_cli({"bench", "-m", model_, flag, list});
+      EXPECT_EQ(bad.exit_code, 2) << flag << " " << list << ": " << bad.err;
+      EXPECT_EQ(bad.out, "") << flag << " " << list;
+    }
+  }
+  bad = run_cli({"bench", "-m", model_, "-p", "0,0", "-n", "0"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "nothing to measure")) << bad.err;
 }
 
 TEST_F(BenchCli, AnF16CacheHalvesTheKvBytesOfTheTgBound) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <span>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -86,7 +87,7 @@ void page_in_weights(const ModelWeights& w) {
 }
 
 // Seconds of one prompt pass of `tokens` after the cache's first `depth` positions.
-double time_prompt(const Model& model, KvCache& cache, int64_t depth, const std::vector<int32_t>& tokens,
+double time_prompt(const Model& model, KvCache& cache, int64_t depth, std::span<const int32_t> tokens,
                    ThreadPool& pool) {
   FloatTensor logits;
   cache.truncate(depth);
@@ -96,7 +97,7 @@ double time_prompt(const Model& model, KvCache& cache, int64_t depth, const std:
 }
 
 // Seconds of tokens.size() single-token steps after the cache's first `depth` positions.
-double time_generation(const Model& model, KvCache& cache, int64_t depth, const std::vector<int32_t>& tokens,
+double time_generation(const Model& model, KvCache& cache, int64_t depth, std::span<const int32_t> tokens,
                        ThreadPool& pool) {
   FloatTensor logits;
   cache.truncate(depth);
@@ -120,18 +121,23 @@ std::string human_params(int64_t n) {
   return buf;
 }
 
-// What one model run needs: the model, its cache, the token ids and the per-token costs.
+int64_t largest(const std::vector<int64_t>& values) {
+  return values.empty() ? 0 : *std::max_element(values.begin(), values.end());
+}
+
+// What one model run needs: the model, its cache, the token ids and the per-token costs. The
+// tests of other lengths take prefixes of prompt and generated (the longest of each list).
 struct ModelRun {
   Model& model;
   KvCache& cache;
-  const std::vector<int32_t>& context;  // already in the cache when each pp / tg test starts
-  const std::vector<int32_t>& prompt;
-  const std::vector<int32_t>& generated;
+  std::span<const int32_t> context;  // already in the cache when each pp / tg test starts
+  std::span<const int32_t> prompt;
+  std::span<const int32_t> generated;
   TokenCost cost;
 };
 
 // "pp512", or "pp512 @ d4096" after 4096 cached positions (llama-bench's names).
-std::string test_name(const char* kind, size_t tokens, int64_t depth) {
+std::string test_name(const char* kind, int64_t tokens, int64_t depth) {
   std::string name = kind + std::to_string(tokens);
   if (depth > 0) name += " @ d" + std::to_string(depth);
   return name;
@@ -146,7 +152,54 @@ void fill_context(ModelRun& run, ThreadPool& pool) {
   run.model.forward(run.context, run.cache, logits, pool, LogitsMode::Last);
 }
 
-// The pp and tg rows of one (model, threads, activations, cache type) combination.
+// pp<n> at the run's depth: `reps` passes of the prompt's first n ids, against the peak bound.
+BenchRow prompt_row(ModelRun& run, int64_t n, ThreadPool& pool, const MachineLimits& limits, BenchRow row,
+                    const BenchOptions& options) {
+  const int64_t depth = int64_t(run.context.size());
+  row.test = test_name("pp", n, depth);
+  row.tokens = n;
+  for (int r = 0; r < options.reps; ++r)
+    row.tokens_per_s.push_back(double(n) /
+                               time_prompt(run.model, run.cache, depth, run.prompt.first(size_t(n)), pool));
+  fill_stats(row);
+  row.flops_per_token = run.cost.flops_per_prompt_token + double(depth) * run.cost.attention_flops_per_cached_position;
+  row.bound_tokens_per_s = limits.best_flops() / row.flops_per_token;
+  row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
+  row.fraction_of_fp32_peak = row.mean * row.flops_per_token / limits.fma_flops;
+  return row;
+}
+
+// tg<n> at the run's depth: `reps` runs of n single-token steps, against the bandwidth bound.
+BenchRow generation_row(ModelRun& run, int64_t n, ThreadPool& pool, MachineLimits& limits, BenchRow row,
+                        const BenchOptions& options) {
+  const int64_t depth = int64_t(run.context.size());
+  row.test = test_name("tg", n, depth);
+  row.tokens = n;
+  // The read bandwidth moves while tests run (a 2-vCPU machine whose vCPUs share one core
+  // complex or not reads ~45 or ~80 GB/s with 2 threads, and the host moves them), so every
+  // repetition is measured against the better of the read probes right before and after it.
+  const auto probe = [&] { return kernels::cpu::measure_read_bandwidth(pool, options.bandwidth_bytes, 2); };
+  row.bytes_per_token = run.cost.weight_bytes_per_generated_token + double(depth) * run.cost.kv_bytes_per_cached_position;
+  double before = probe(), bound_sum = 0, fraction_sum = 0;
+  for (int r = 0; r < options.reps; ++r) {
+    const double tokens_per_s =
+        double(n) / time_generation(run.model, run.cache, depth, run.generated.first(size_t(n)), pool);
+    const double after = probe();
+    const double bound = std::max(before, after) / row.bytes_per_token;
+    row.tokens_per_s.push_back(tokens_per_s);
+    bound_sum += bound;
+    fraction_sum += tokens_per_s / bound;
+    limits.read_bytes_per_s = std::max({limits.read_bytes_per_s, before, after});
+    before = after;
+  }
+  fill_stats(row);
+  row.bound_tokens_per_s = bound_sum / options.reps;
+  row.fraction_of_bound = fraction_sum / options.reps;
+  return row;
+}
+
+// The pp and tg rows of one (model, threads, activations, cache type, depth) combination: one per
+// non-zero entry of -p, then one per non-zero entry of -n.
 void run_decoding_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, BenchRow base,
                         const BenchOptions& options, BenchReport& report, std::ostream* log) {
   // Warm-up: pages the weights in and sizes every buffer once.
@@ -154,53 +207,16 @@ void run_decoding_tests(ModelRun& run, ThreadPool& pool, MachineLimits& limits, 
   const int64_t depth = int64_t(run.context.size());
   fill_context(run, pool);
   if (!run.prompt.empty()) time_prompt(run.model, run.cache, depth, run.prompt, pool);
-  const std::vector<int32_t> warm_gen(run.generated.begin(),
-                                      run.generated.begin() + long(std::min<size_t>(4, run.generated.size())));
-  time_generation(run.model, run.cache, depth, warm_gen, pool);
+  time_generation(run.model, run.cache, depth, run.generated.first(std::min<size_t>(4, run.generated.size())), pool);
   base.depth = depth;
-  if (!run.prompt.empty()) {
-    BenchRow row = base;
-    row.test = test_name("pp", run.prompt.size(), depth);
-    row.tokens = int64_t(run.prompt.size());
-    for (int r = 0; r < options.reps; ++r)
-      row.tokens_per_s.push_back(double(row.tokens) / time_prompt(run.model, run.cache, depth, run.prompt, pool));
-    fill_stats(row);
-    row.flops_per_token =
-        run.cost.flops_per_prompt_token + double(depth) * run.cost.attention_flops_per_cached_position;
-    row.bound_tokens_per_s = limits.best_flops() / row.flops_per_token;
-    row.fraction_of_bound = row.mean / row.bound_tokens_per_s;
-    row.fraction_of_fp32_peak = row.mean * row.flops_per_token / limits.fma_flops;
+  const auto add = [&](const BenchRow& row) {
     if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
     report.rows.push_back(row);
-  }
-  if (!run.generated.empty()) {
-    BenchRow row = base;
-    row.test = test_name("tg", run.generated.size(), depth);
-    row.tokens = int64_t(run.generated.size());
-    // The read bandwidth moves while tests run (a 2-vCPU machine whose vCPUs share one core
-    // complex or not reads ~45 or ~80 GB/s with 2 threads, and the host moves them), so every
-    // repetition is measured against the better of the read probes right before and after it.
-    const auto probe = [&] { return kernels::cpu::measure_read_bandwidth(pool, options.bandwidth_bytes, 2); };
-    row.bytes_per_token =
-        run.cost.weight_bytes_per_generated_token + double(depth) * run.cost.kv_bytes_per_cached_position;
-    double before = probe(), bound_sum = 0, fraction_sum = 0;
-    for (int r = 0; r < options.reps; ++r) {
-      const double tokens_per_s =
-          double(row.tokens) / time_generation(run.model, run.cache, depth, run.generated, pool);
-      const double after = probe();
-      const double bound = std::max(before, after) / row.bytes_per_token;
-      row.tokens_per_s.push_back(tokens_per_s);
-      bound_sum += bound;
-      fraction_sum += tokens_per_s / bound;
-      limits.read_bytes_per_s = std::max({limits.read_bytes_per_s, before, after});
-      before = after;
-    }
-    fill_stats(row);
-    row.bound_tokens_per_s = bound_sum / options.reps;
-    row.fraction_of_bound = fraction_sum / options.reps;
-    if (log) *log << "bench: " << row.test << " " << row.mean << " tokens/s\n";
-    report.rows.push_back(row);
-  }
+  };
+  for (int64_t n : options.n_prompt)
+    if (n > 0) add(prompt_row(run, n, pool, limits, base, options));
+  for (int64_t n : options.n_gen)
+    if (n > 0) add(generation_row(run, n, pool, limits, base, options));
 }
 
 // The training row of one (model, threads, activations) combination; its tapes keep F32 caches.
@@ -241,8 +257,10 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
   for (DType type : options.cache_types)
     if (!is_kv_cache_type(type)) fail("bench: a KV cache holds F32 or F16, not ", dtype_name(type));
   if (options.reps < 1) fail("bench: repetitions must be at least 1, got ", options.reps);
-  if (options.n_prompt < 0 || options.n_gen < 0 || options.depth < 0)
-    fail("bench: token counts and the depth must not be negative");
+  for (const std::vector<int64_t>* list : {&options.n_prompt, &options.n_gen, &options.depths})
+    if (std::any_of(list->begin(), list->end(), [](int64_t n) { return n < 0; }))
+      fail("bench: token counts and depths must not be negative");
+  if (options.depths.empty()) fail("bench: no depth given");
   if (options.train_batch < 0 || options.train_seq_len < 1 || options.train_micro_batches < 1)
     fail("bench: bad training batch, sequence length or micro-batch count");
   if (options.train_batch > 0 && !options.train_update) fail("bench: the training test needs an optimizer update");
@@ -252,19 +270,21 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
   for (const std::string& dir : options.models) {
     const std::unique_ptr<Model> model = Model::load(dir);
     const JetMoeConfig& c = model->config();
-    const int64_t positions = options.depth + std::max(options.n_prompt, options.n_gen);
+    const int64_t max_prompt = largest(options.n_prompt), max_gen = largest(options.n_gen);
+    const int64_t max_depth = largest(options.depths);
+    const int64_t positions = max_depth + std::max(max_prompt, max_gen);
     const int64_t longest = std::max(positions, options.train_batch > 0 ? options.train_seq_len : 0);
     if (longest > c.max_position_embeddings)
-      fail("bench: ", longest, " tokens", options.depth > 0 ? " (with the depth)" : "", " exceed ", dir,
+      fail("bench: ", longest, " tokens", max_depth > 0 ? " (with the depth)" : "", " exceed ", dir,
            "'s max_position_embeddings ", c.max_position_embeddings);
     std::mt19937_64 gen(options.seed);
     std::uniform_int_distribution<int32_t> id(0, int32_t(c.vocab_size - 1));
-    std::vector<int32_t> context(size_t(options.depth)), prompt(size_t(options.n_prompt)),
-        generated(size_t(options.n_gen));
+    std::vector<int32_t> context(static_cast<size_t>(max_depth)), prompt(static_cast<size_t>(max_prompt)),
+        generated(static_cast<size_t>(max_gen));
     for (int32_t& t : prompt) t = id(gen);
     for (int32_t& t : generated) t = id(gen);
     for (int32_t& t : context) t = id(gen);  // after the others: the same seed keeps their ids
-    const bool decoding_tests = options.n_prompt > 0 || options.n_gen > 0;
+    const bool decoding_tests = max_prompt > 0 || max_gen > 0;
 
     BenchRow base;
     base.model = std::filesystem::path(dir).filename().string();
@@ -285,9 +305,12 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
         base.activations = activations_name(activations);
         for (DType cache_type : decoding_tests ? options.cache_types : std::vector<DType>{}) {
           KvCache cache = model->make_cache(std::max<int64_t>(positions, 1), cache_type);
-          ModelRun run{*model, cache, context, prompt, generated, token_cost(*model, cache_type)};
           base.cache_type = kv_cache_type_name(cache_type);
-          run_decoding_tests(run, pool, limits, base, options, report, log);
+          for (int64_t depth : options.depths) {
+            ModelRun run{*model, cache, std::span(context).first(size_t(depth)), prompt, generated,
+                         token_cost(*model, cache_type)};
+            run_decoding_tests(run, pool, limits, base, options, report, log);
+          }
         }
         if (options.train_batch > 0) run_training_test(dir, *model, pool, limits, base, options, report, log);
       }

@@ -22,11 +22,13 @@ struct BenchOptions {
   std::vector<ops::Activations> activations = {ops::Activations::F32};
   // KV cache element types (F32, F16), one set of pp / tg runs per entry. Training keeps F32.
   std::vector<DType> cache_types = {DType::F32};
-  int64_t n_prompt = 512;           // pp<n>: one forward of n tokens from an empty cache; 0 = skip
-  int64_t n_gen = 128;              // tg<n>: n single-token forwards from an empty cache; 0 = skip
-  // Positions already in the KV cache when each pp / tg test starts (llama-bench's n-depth): the
-  // tests become "pp<n> @ d<depth>" and "tg<n> @ d<depth>". Training ignores it.
-  int64_t depth = 0;
+  // As llama-bench's -p / -n / -d lists: one pp<n> test (one forward of n tokens) per n_prompt
+  // entry and one tg<n> test (n single-token forwards) per n_gen entry, zeros skipped; each of
+  // them after every entry of depths positions already in the KV cache ("pp512 @ d4096"). Training
+  // ignores the depths.
+  std::vector<int64_t> n_prompt = {512};
+  std::vector<int64_t> n_gen = {128};
+  std::vector<int64_t> depths = {0};
   // train<B>x<T>: training steps (forward + backward + optimizer update, train_bench.h) of
   // train_batch random sequences of train_seq_len tokens; 0 = skip. Needs train_update.
   int64_t train_batch = 0;
