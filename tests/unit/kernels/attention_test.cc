@@ -49,6 +49,7 @@ TEST_P(AttentionTest, MatchesOracle) {
       // two tokens of one slot, their causal limits one apart; one row).
       {1, 2, 2, 16, 3000},   {2, 1, 3, 40, 5000}, {1, 1, 16, 64, 2100},
       {2, 2, 3, 24, 7},      {2, 2, 2, 16, 1500},  // the most rows decoding takes: two tokens of top-2
+      {1, 2, 17, 20, 45},  // more heads than a vector's lanes; a step of 14 positions ends in a pair
   };
   for (DType type : {DType::F32, DType::F16})
   for (int threads : {1, 2}) {
