@@ -179,7 +179,8 @@ BenchRow generation_row(ModelRun& run, int64_t n, ThreadPool& pool, MachineLimit
   // complex or not reads ~45 or ~80 GB/s with 2 threads, and the host moves them), so every
   // repetition is measured against the better of the read probes right before and after it.
   const auto probe = [&] { return kernels::cpu::measure_read_bandwidth(pool, options.bandwidth_bytes, 2); };
-  row.bytes_per_token = run.cost.weight_bytes_per_generated_token + double(depth) * run.cost.kv_bytes_per_cached_position;
+  row.bytes_per_token =
+      run.cost.weight_bytes_per_generated_token + double(depth) * run.cost.kv_bytes_per_cached_position;
   double before = probe(), bound_sum = 0, fraction_sum = 0;
   for (int r = 0; r < options.reps; ++r) {
     const double tokens_per_s =
