@@ -234,7 +234,8 @@ void add_jetmoe_metadata(GgufWriter& writer, const JetMoeConfig& c, const std::s
   writer.set(kName, GgufValue::of_string(name));
   writer.set(kAlignment, GgufValue::of_u32(writer.alignment()));
   writer.set(kFileType, GgufValue::of_u32(gguf_file_type_id(requested)));
-  if (dtype_is_quantized(requested.weights)) writer.set(kQuantizationVersion, GgufValue::of_u32(kGgmlQuantizationVersion));
+  if (dtype_is_quantized(requested.weights))
+    writer.set(kQuantizationVersion, GgufValue::of_u32(kGgmlQuantizationVersion));
 
   writer.set(kVocabSize, u32(c.vocab_size));
   writer.set(kContextLength, u32(c.max_position_embeddings));

@@ -46,6 +46,7 @@ ModelFiles open_model_files(const std::string& path) {
   auto gguf = std::make_shared<const GgufFile>(path);
   files.is_gguf = true;
   files.config = config_from_gguf(*gguf);
+  files.file_type = gguf_file_type_label(*gguf);
   files.store = TensorStore::from_gguf(std::move(gguf));
   return files;
 }

@@ -17,6 +17,8 @@ struct ModelFiles {
   bool is_gguf = false;
   JetMoeConfig config;
   TensorStore store;  // HF tensor names; a GGUF store keeps the file's map alive
+  // A GGUF file's type by llama.cpp's name ("Q4_K_M", gguf_file_type_label); "" for a directory.
+  std::string file_type;
 };
 
 // A directory is read in the HF layout (config.json + safetensors); a file must be a GGUF model.

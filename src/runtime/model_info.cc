@@ -4,8 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "formats/gguf.h"
-#include "formats/gguf_jetmoe.h"
 #include "formats/model_files.h"
 #include "model/kv_cache.h"
 
@@ -27,7 +25,7 @@ ModelInfo inspect_model(const std::string& dir) {
   size_t weight_bytes = 0;
   for (const auto& [dtype, bytes] : info.weight_bytes_by_dtype) weight_bytes += bytes;
   info.bits_per_weight = info.params.total > 0 ? 8.0 * double(weight_bytes) / double(info.params.total) : 0.0;
-  if (files.is_gguf) info.file_type = gguf_file_type_label(GgufFile(dir));
+  info.file_type = files.file_type;
   info.kv_cache_bytes_per_token = kv_cache_bytes_per_position(info.config, DType::F32);
   info.kv_cache_bytes_per_token_f16 = kv_cache_bytes_per_position(info.config, DType::F16);
   return info;

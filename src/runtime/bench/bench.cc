@@ -6,14 +6,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <span>
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "formats/gguf.h"
-#include "formats/gguf_jetmoe.h"
+#include "formats/model_files.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/machine_probe.h"
 #include "model/model.h"
@@ -269,7 +269,8 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
   report.isa = std::string(kernels::cpu::isa_name(kernels::cpu::best_isa()));
 
   for (const std::string& dir : options.models) {
-    const std::unique_ptr<Model> model = Model::load(dir);
+    ModelFiles files = open_model_files(dir);  // an HF-layout directory or a .gguf file
+    const auto model = std::make_unique<Model>(files.config, std::move(files.store));
     const JetMoeConfig& c = model->config();
     const int64_t max_prompt = largest(options.n_prompt), max_gen = largest(options.n_gen);
     const int64_t max_depth = largest(options.depths);
@@ -291,7 +292,7 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
     base.model = std::filesystem::path(dir).filename().string();
     if (base.model.empty()) base.model = std::filesystem::path(dir).parent_path().filename().string();
     base.weight_dtype = main_dtype(model->weights());
-    if (looks_like_gguf(dir)) base.file_type = gguf_file_type_label(GgufFile(dir));
+    base.file_type = files.file_type;
     base.weight_bytes = stored_bytes(model->weights());
     base.params = count_params(c).total;
     base.active_params = count_params(c).active;
