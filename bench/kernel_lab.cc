@@ -252,23 +252,30 @@ void training_products(ThreadPool& pool, double bf16_peak) {
 }
 
 // Prefill attention of 512 tokens, top-2, over 16 KV heads of 64 (the mid model) and of 128
-// (JetMoE-8B), in GFLOP/s of its causal products (QK^T and PV) and as a share of the fp32 peak,
-// on an F32 and an F16 cache.
-void prefill_attention_rates(ThreadPool& pool, double fma_peak) {
+// (JetMoE-8B), after 0 and 2048 cached positions, in GFLOP/s of its causal products (QK^T and PV)
+// and as a share of the fp32 and bf16 peaks, on an F32 and an F16 cache, with fp32 and bf16
+// products (ops::Activations).
+void prefill_attention_rates(ThreadPool& pool, double fma_peak, double bf16_peak) {
   for (const DType type : {DType::F32, DType::F16})
-    for (const int64_t D : {64, 128}) {
-      const int64_t T = 512, k = 2, H = 16;
-      std::vector<float> q(size_t(T * k * H * D), 0.01f), out(q.size());
-      std::vector<std::byte> kv(size_t(T * H * D) * dtype_size(type));
-      std::vector<float> row(size_t(H * D), 0.02f);
-      for (int64_t p = 0; p < T; ++p) ops::store_kv_row(row.data(), kv.data() + size_t(p * H * D) * dtype_size(type), type, H * D);
-      const ops::KvRows rows{kv.data(), kv.data(), type};
-      const double s = best_seconds(3, [&] { ops::causal_attention(q.data(), T, k, H, D, rows, 0, out.data(), pool); });
-      const double flops = 4.0 * double(k * H * D) * double(T) * double(T + 1) / 2.0 / s;
-      std::printf("attention T=%lld H=%lld D=%lld k=%lld kv %s  %.0f GFLOP/s (%.0f%% of the fp32 peak)\n", (long long)T,
-                  (long long)H, (long long)D, (long long)k, std::string(dtype_name(type)).c_str(), flops / 1e9,
-                  100.0 * flops / std::max(fma_peak, 1.0));
-    }
+    for (const int64_t D : {64, 128})
+      for (const int64_t start : {0, 2048})
+        for (const ops::Activations act : {ops::Activations::F32, ops::Activations::BF16}) {
+          const int64_t T = 512, k = 2, H = 16, positions = start + T;
+          std::vector<float> q(size_t(T * k * H * D), 0.01f), out(q.size());
+          std::vector<std::byte> kv(size_t(positions * H * D) * dtype_size(type));
+          std::vector<float> row(size_t(H * D), 0.02f);
+          for (int64_t p = 0; p < positions; ++p)
+            ops::store_kv_row(row.data(), kv.data() + size_t(p * H * D) * dtype_size(type), type, H * D);
+          const ops::KvRows rows{kv.data(), kv.data(), type};
+          const double s = best_seconds(
+              3, [&] { ops::causal_attention(q.data(), T, k, H, D, rows, start, out.data(), pool, {act}); });
+          const double flops = 4.0 * double(k * H * D) * (double(T * start) + double(T) * double(T + 1) / 2.0) / s;
+          std::printf("attention T=%lld start=%-4lld H=%lld D=%-3lld k=%lld kv %s %s  %.0f GFLOP/s (%.0f%% of the fp32 "
+                      "peak, %.0f%% of the bf16 peak)\n",
+                      (long long)T, (long long)start, (long long)H, (long long)D, (long long)k,
+                      std::string(dtype_name(type)).c_str(), act == ops::Activations::F32 ? "f32 " : "bf16",
+                      flops / 1e9, 100.0 * flops / std::max(fma_peak, 1.0), 100.0 * flops / std::max(bf16_peak, 1.0));
+        }
   // Decoding one token (top-2) over a cache of 4096 positions per layer, 8 layers' caches in turn
   // so that they come from DRAM: GB/s of K and V read, and positions per microsecond.
   for (const DType type : {DType::F32, DType::F16})
@@ -337,7 +344,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc > 2 && std::string(argv[2]) == "attention") {
-    prefill_attention_rates(pool, fma_peak);
+    prefill_attention_rates(pool, fma_peak, bf16_peak);
     return 0;
   }
   if (argc > 2 && std::string(argv[2]) == "train") {
@@ -379,7 +386,7 @@ int main(int argc, char** argv) {
     }
   }
   if (only_gemm) return 0;
-  prefill_attention_rates(pool, fma_peak);
+  prefill_attention_rates(pool, fma_peak, bf16_peak);
   quantized_products(pool, bf16_peak, int8_peak);
   return 0;
 }

@@ -43,9 +43,9 @@ void add_threads_flag(CLI::App& app, int& threads) {
 
 void add_bf16_prefill_flag(CLI::App& app, bool& enabled) {
   app.add_flag("--bf16-prefill", enabled,
-               "Run prompt products with BF16 weights on bf16 dot products: activations rounded to bf16 as in "
-               "Hugging Face's bf16 inference, about twice the prompt speed on CPUs with AVX512_BF16 (default: "
-               "exact fp32; generation is fp32 either way)");
+               "Run prompt products with BF16 weights, and prompt attention with any weights, on bf16 dot "
+               "products: operands rounded to bf16 as in Hugging Face's bf16 inference, about twice the prompt "
+               "speed on CPUs with AVX512_BF16 (default: exact fp32; generation is fp32 either way)");
 }
 
 ops::MatmulOptions matmul_options(bool bf16_prefill) {

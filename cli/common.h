@@ -48,7 +48,8 @@ void check_model_dir(const std::string& path);
 std::string read_input_file(const std::string& path);
 // --threads N, defaulting to the number of hardware threads.
 void add_threads_flag(CLI::App& app, int& threads);
-// --bf16-prefill: prompt products with BF16 weights on bf16 dot products (ops::Activations::BF16).
+// --bf16-prefill: prompt products with BF16 weights, and prompt attention, on bf16 dot products
+// (ops::Activations::BF16).
 void add_bf16_prefill_flag(CLI::App& app, bool& enabled);
 // The matmul options that flag selects.
 ops::MatmulOptions matmul_options(bool bf16_prefill);

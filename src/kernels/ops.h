@@ -24,6 +24,8 @@ using kernels::cpu::Isa;
 //        so results do not depend on the CPU. These are the numerics of HF's bf16 inference
 //        (error up to 2^-8 of sum |x w| per output). Decoding products are memory bound and
 //        stay fp32, as do F32 / F16 weights.
+// Prefill attention follows the option whatever the weights (causal_attention; a forward
+// recorded for a backward keeps it fp32).
 // Q8_0 / Q4_0 / Q4_K / Q5_K weights ignore the option: their products always quantize each activation row to
 // 8-bit blocks of 32 (scale max|x| / 127, levels rounded half to even) and multiply in integers,
 // exactly as kernels::matmul_xwT_q8 (kernels/ref/quantized_ops.h, which states the error bound);
@@ -100,13 +102,21 @@ void store_kv_row(const float* src, void* dst, DType type, int64_t n, Isa isa = 
 // 0 .. start+T-1. Query head j of every slot attends with KV head j (the tile mapping), over
 // positions 0 .. start + t. Scores are scaled by 1/sqrt(D). Never materialises more than a
 // block of scores per query block, whatever T. F16 rows are widened exactly as they are read.
+// Activations::BF16 (options.activations) runs prefill attention, more than kDecodeMaxRows query
+// rows, on bf16 operands: queries, keys, values and the probabilities exp(score - running max)
+// before normalisation are rounded to bf16 (nearest even), products are exact and sums fp32, as
+// the oracle kernels::causal_attention does with bf16_products (on every CPU: AVX512_BF16 dot
+// products, fp32 multiply-adds elsewhere). Decoding stays fp32: it is memory bound.
 void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const KvRows& kv, int64_t start,
-                      float* out, ThreadPool& pool, Isa isa = kernels::cpu::best_isa());
+                      float* out, ThreadPool& pool, const MatmulOptions& options = {});
 // The same on float32 rows.
 inline void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const float* keys,
                              const float* values, int64_t start, float* out, ThreadPool& pool,
-                             Isa isa = kernels::cpu::best_isa()) {
-  causal_attention(q, T, k, H, D, KvRows{keys, values, DType::F32}, start, out, pool, isa);
+                             const MatmulOptions& options = {}) {
+  causal_attention(q, T, k, H, D, KvRows{keys, values, DType::F32}, start, out, pool, options);
 }
+// Query rows up to which causal_attention decodes (one or two tokens of top-2): dot products
+// straight from the cache, the positions split among the threads.
+constexpr int64_t kDecodeMaxRows = 4;
 
 }  // namespace jetmoe::ops

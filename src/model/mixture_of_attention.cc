@@ -28,6 +28,10 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
   // Per segment: RoPE at its own positions, K/V into its cache (post-RoPE K, in the cache's
   // type), attention over its own cache.
   float* heads = scratch_floats(scratch.heads, T * k * HD);
+  // bf16 products speed up prefill attention for inference; a recorded forward keeps it exact,
+  // so the fp32 attention backward differentiates the function that ran.
+  ops::MatmulOptions attention = matmul;
+  if (tape) attention.activations = ops::Activations::F32;
   int64_t first = 0;  // the segment's first row in the stack
   for (const AttentionSegment& s : segments) {
     const int64_t start = s.cache->length();
@@ -40,7 +44,7 @@ Routing mixture_of_attention(const LayerWeights& w, const JetMoeConfig& c, const
       }
     });
     ops::causal_attention(q + first * k * HD, s.rows, k, H, D, s.cache->rows(layer), start, heads + first * k * HD,
-                          pool);
+                          pool, attention);
     first += s.rows;
   }
 

@@ -6,6 +6,9 @@
 // the one or two rows of decoding, dot products straight from the cache); the output
 // accumulates P·V with the value rows read in place. Float16 caches are widened as they are
 // read: keys while they are packed or dotted, a value block into float32 scratch before P·V.
+// With bf16 products (AttentionBlock::bf16_products) the queries, keys, probabilities and values
+// are rounded to bf16 where they are packed; attention_bf16dot-inl.h runs the same on bf16 dot
+// products.
 // Included by isa_<level>.cc inside its namespace and target pragma; no includes here.
 
 // Cache elements as float32 vectors: F32 rows in place, F16 rows (uint16_t bits) widened.
@@ -13,6 +16,12 @@ inline V load_kv(const float* p) { return Simd::load(p); }
 inline V load_kv(const uint16_t* p) { return Simd::load_f16(p); }
 inline V load_kv_n(const float* p, int n) { return Simd::load_n(p, n); }
 inline V load_kv_n(const uint16_t* p, int n) { return Simd::load_f16_n(p, n); }
+// v rounded to bf16 when kRound (bf16 products), else v itself.
+template <bool kRound>
+inline V round_bf16_if(V v) {
+  if constexpr (kRound) return Simd::round_bf16(v);
+  else return v;
+}
 
 // S[c] for c < kb: dot(q_row, key c) for `rows` rows, straight from the cache.
 template <class KV>
@@ -31,8 +40,9 @@ void scores_by_dots(const AttentionBlock& b, const KV* keys, int64_t kb0, int64_
   }
 }
 
-// Kt[d * kAttentionKeyBlock + c] = key (kb0 + c)[d], zero for kb <= c < kb rounded up to N.
-template <class KV>
+// Kt[d * kAttentionKeyBlock + c] = key (kb0 + c)[d], zero for kb <= c < kb rounded up to N;
+// rounded to bf16 when kRound.
+template <class KV, bool kRound>
 void pack_keys_transposed(const AttentionBlock& b, const KV* keys, int64_t kb0, int64_t kb, float* Kt) {
   const int64_t D = b.head_dim;
   for (int64_t c0 = 0; c0 < kb; c0 += N) {
@@ -41,7 +51,7 @@ void pack_keys_transposed(const AttentionBlock& b, const KV* keys, int64_t kb0, 
       V r[N];
       for (int i = 0; i < N; ++i) {
         const KV* key = keys + (kb0 + c0 + i) * b.kv_stride + d0;
-        r[i] = c0 + i >= kb ? Simd::zero() : n == N ? load_kv(key) : load_kv_n(key, n);
+        r[i] = round_bf16_if<kRound>(c0 + i >= kb ? Simd::zero() : n == N ? load_kv(key) : load_kv_n(key, n));
       }
       Simd::transpose(r);
       for (int i = 0; i < n; ++i) Simd::store(Kt + (d0 + i) * kAttentionKeyBlock + c0, r[i]);
@@ -94,19 +104,41 @@ inline void online_softmax_row(float* s, int64_t kb, int64_t valid, float scale,
   m = m_new;
 }
 
-// value rows [kb0, kb0 + kb) widened to float32 rows D apart.
-inline void widen_values(const AttentionBlock& b, const uint16_t* values, int64_t kb0, int64_t kb, float* out) {
+// n floats at x rounded to bf16 in place.
+inline void round_bf16_in_place(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + N <= n; i += N) Simd::store(x + i, Simd::round_bf16(Simd::load(x + i)));
+  if (i < n) Simd::store_n(x + i, Simd::round_bf16(Simd::load_n(x + i, int(n - i))), int(n - i));
+}
+
+// value rows [kb0, kb0 + kb) as float32 rows D apart: widened, and rounded to bf16 when kRound.
+template <class KV, bool kRound>
+void widen_values(const AttentionBlock& b, const KV* values, int64_t kb0, int64_t kb, float* out) {
   const int64_t D = b.head_dim;
   for (int64_t c = 0; c < kb; ++c) {
-    const uint16_t* v = values + (kb0 + c) * b.kv_stride;
+    const KV* v = values + (kb0 + c) * b.kv_stride;
     float* o = out + c * D;
     int64_t d = 0;
-    for (; d + N <= D; d += N) Simd::store(o + d, Simd::load_f16(v + d));
-    if (d < D) Simd::store_n(o + d, Simd::load_f16_n(v + d, int(D - d)), int(D - d));
+    for (; d + N <= D; d += N) Simd::store(o + d, round_bf16_if<kRound>(load_kv(v + d)));
+    if (d < D) Simd::store_n(o + d, round_bf16_if<kRound>(load_kv_n(v + d, int(D - d))), int(D - d));
   }
 }
 
-template <class KV>
+// Normalised outputs: row r of O (d_pad apart) divided by its sum l[r].
+inline void write_attention_outputs(const AttentionBlock& b, const float* O, int64_t d_pad, const float* l) {
+  const int64_t D = b.head_dim;
+  for (int64_t r = 0; r < b.rows; ++r) {
+    const V inv = Simd::set1(1.0f / l[r]);
+    const float* o = O + r * d_pad;
+    float* out = b.out + r * b.out_stride;
+    int64_t d = 0;
+    for (; d + N <= D; d += N) Simd::store(out + d, Simd::mul(Simd::load(o + d), inv));
+    if (d < D) Simd::store_n(out + d, Simd::mul(Simd::load_n(o + d, int(D - d)), inv), int(D - d));
+  }
+}
+
+// kRound: bf16 products, on fp32 multiply-adds of the rounded values.
+template <class KV, bool kRound>
 void attention_rows(const AttentionBlock& b, float* scratch) {
   constexpr int64_t KB = kAttentionKeyBlock;
   static_assert(KB % kNr == 0, "score tiles read whole kNr-column slices of a key block");
@@ -117,35 +149,48 @@ void attention_rows(const AttentionBlock& b, float* scratch) {
   float* m = O + kAttentionMaxRows * d_pad; // [R] running max
   float* l = m + kAttentionMaxRows;         // [R] running sum
   float* Kt = l + kAttentionMaxRows;        // [D, KB] transposed key block
-  float* V_wide = Kt + d_pad * KB;          // [KB, D] value block in float32 (F16 caches)
+  float* V_wide = Kt + d_pad * KB;          // [KB, D] value block in float32 (F16 caches, kRound)
+  float* Q_round = V_wide + d_pad * KB;     // [R, d_pad] queries rounded to bf16 (kRound)
   const KV* keys = static_cast<const KV*>(b.keys);
   const KV* values = static_cast<const KV*>(b.values);
   std::fill(O, O + R * d_pad, 0.0f);
   std::fill(m, m + R, -std::numeric_limits<float>::infinity());
   std::fill(l, l + R, 0.0f);
   std::fill(Kt, Kt + D * KB, 0.0f);  // columns past a short block's end are read, never used
+  const float* q = b.q;
+  int64_t q_stride = b.q_stride;
+  if constexpr (kRound) {
+    for (int64_t r = 0; r < R; ++r) {
+      std::copy(b.q + r * b.q_stride, b.q + r * b.q_stride + D, Q_round + r * d_pad);
+      round_bf16_in_place(Q_round + r * d_pad, D);
+    }
+    q = Q_round, q_stride = d_pad;
+  }
 
-  const bool by_dots = R <= 2;  // too few rows to pay for transposing the keys
+  // Too few rows to pay for transposing the keys (rounded keys are always packed).
+  const bool by_dots = !kRound && R <= 2;
   const int64_t n_max = *std::max_element(b.n_keys, b.n_keys + R);
   for (int64_t kb0 = 0; kb0 < n_max; kb0 += KB) {
     const int64_t kb = std::min(KB, n_max - kb0);
     if (by_dots) {
       scores_by_dots(b, keys, kb0, kb, S, KB);
     } else {
-      pack_keys_transposed(b, keys, kb0, kb, Kt);
+      pack_keys_transposed<KV, kRound>(b, keys, kb0, kb, Kt);
       for (int64_t c0 = 0; c0 < kb; c0 += kNr)
-        tile_rows<false>(R, D, b.q, b.q_stride, Kt + c0, KB, S + c0, KB, int(std::min<int64_t>(kNr, kb - c0)),
+        tile_rows<false>(R, D, q, q_stride, Kt + c0, KB, S + c0, KB, int(std::min<int64_t>(kNr, kb - c0)),
                          /*accumulate=*/false);
     }
-    for (int64_t r = 0; r < R; ++r)
+    for (int64_t r = 0; r < R; ++r) {
       online_softmax_row(S + r * KB, kb, std::clamp<int64_t>(b.n_keys[r] - kb0, 0, kb), b.scale, m[r], l[r],
                          O + r * d_pad, D);
+      if constexpr (kRound) round_bf16_in_place(S + r * KB, kb);
+    }
     const float* V_block;
     int64_t ldv;
-    if constexpr (std::is_same_v<KV, float>) {
+    if constexpr (std::is_same_v<KV, float> && !kRound) {
       V_block = values + kb0 * b.kv_stride, ldv = b.kv_stride;
     } else {
-      widen_values(b, values, kb0, kb, V_wide);
+      widen_values<KV, kRound>(b, values, kb0, kb, V_wide);
       V_block = V_wide, ldv = D;
     }
     for (int64_t d0 = 0; d0 < D; d0 += kNr) {
@@ -154,17 +199,15 @@ void attention_rows(const AttentionBlock& b, float* scratch) {
       else tile_rows<true>(R, kb, S, KB, V_block + d0, ldv, O + d0, d_pad, n, true);
     }
   }
-  for (int64_t r = 0; r < R; ++r) {
-    const V inv = Simd::set1(1.0f / l[r]);
-    const float* o = O + r * d_pad;
-    float* out = b.out + r * b.out_stride;
-    int64_t d = 0;
-    for (; d + N <= D; d += N) Simd::store(out + d, Simd::mul(Simd::load(o + d), inv));
-    if (d < D) Simd::store_n(out + d, Simd::mul(Simd::load_n(o + d, int(D - d)), inv), int(D - d));
-  }
+  write_attention_outputs(b, O, d_pad, l);
 }
 
 void attention(const AttentionBlock& b, float* scratch) {
-  if (b.kv_type == DType::F16) attention_rows<uint16_t>(b, scratch);
-  else attention_rows<float>(b, scratch);
+  if (b.kv_type == DType::F16) {
+    if (b.bf16_products) attention_rows<uint16_t, true>(b, scratch);
+    else attention_rows<uint16_t, false>(b, scratch);
+  } else {
+    if (b.bf16_products) attention_rows<float, true>(b, scratch);
+    else attention_rows<float, false>(b, scratch);
+  }
 }

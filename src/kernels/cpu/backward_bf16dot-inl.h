@@ -17,6 +17,9 @@ template <DType kType>
 inline __m512i bf16_in_low_halves(const void* data, int64_t at, int n) {
   if constexpr (kType == DType::BF16) {
     return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(Simd::mask(n), static_cast<const uint16_t*>(data) + at));
+  } else if constexpr (kType == DType::F16) {  // attention over a float16 cache
+    const V v = Simd::load_f16_n(static_cast<const uint16_t*>(data) + at, n);
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
   } else {
     const V v = n == N ? Simd::load(static_cast<const float*>(data) + at)
                        : Simd::load_n(static_cast<const float*>(data) + at, n);

@@ -1,5 +1,5 @@
-// AVX-512 plus AVX512_BF16 and AVX512_VNNI: the AVX-512 table with bf16 dot-product GEMM, rounding
-// and probe, and the int8 products for quantized weights.
+// AVX-512 plus AVX512_BF16 and AVX512_VNNI: the AVX-512 table with bf16 dot-product GEMM,
+// attention, rounding and probe, and the int8 products for quantized weights.
 #include "kernels/cpu/kernel_table.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -31,6 +31,8 @@ namespace jetmoe::kernels::cpu::avx512bf16 {
 #include "kernels/cpu/matmul-inl.h"
 #include "kernels/cpu/matmul_bf16dot-inl.h"
 #include "kernels/cpu/backward_bf16dot-inl.h"
+#include "kernels/cpu/attention-inl.h"
+#include "kernels/cpu/attention_bf16dot-inl.h"
 #include "kernels/cpu/simd_q8_avx2-inl.h"
 #include "kernels/cpu/matmul_q8-inl.h"
 #include "kernels/cpu/matmul_q8vnni-inl.h"
@@ -53,6 +55,7 @@ const KernelTable& avx512bf16_kernels() {
     t.gemm_bf16dot = avx512bf16::gemm_bf16dot;
     t.round_to_bf16 = avx512bf16::round_to_bf16_vec;
     t.bf16_dot_flops = avx512bf16::bf16_dot_flops;
+    t.attention = avx512bf16::attention_bf16dot;
     t.backward_panel_cols = avx512bf16::kNr;  // the same panels as the fp32 products
     t.backward_input_block_bf16 = avx512bf16::backward_input_block_bf16;
     t.backward_pack_pair_rows = avx512bf16::backward_pack_pair_rows;

@@ -63,6 +63,11 @@ struct AttentionBlock {
   const int64_t* n_keys = nullptr;
   int64_t head_dim = 0;
   float scale = 1.0f;
+  // Products on bf16 operands (ops::Activations::BF16): queries, keys, the unnormalised
+  // probabilities exp(s - running max) and values are rounded to bf16 (nearest even), their
+  // products are exact and summed in fp32; AVX512_BF16 runs them as bf16 dot products, other
+  // levels multiply the rounded values in fp32.
+  bool bf16_products = false;
 };
 
 // Decoding attention over positions [key_begin, key_end) of the cache, every KV head at once: a
@@ -114,10 +119,12 @@ inline DecodeState decode_state(float* state, int64_t rows, int64_t heads) {
 constexpr int64_t kAttentionMaxRows = 96;
 constexpr int64_t kAttentionKeyBlock = 128;
 // Scores, outputs, running max and sum of the rows; the transposed key block; the value block
-// widened to float32 (F16 caches).
+// widened to float32 (F16 caches, bf16 products); the rounded queries and probabilities of bf16
+// products.
 inline int64_t attention_scratch_floats(int64_t head_dim) {
   const int64_t d_pad = (head_dim + 63) / 64 * 64;
-  return kAttentionMaxRows * (kAttentionKeyBlock + d_pad + 2) + 2 * d_pad * kAttentionKeyBlock;
+  return kAttentionMaxRows * (kAttentionKeyBlock + d_pad + 2) + 2 * d_pad * kAttentionKeyBlock +
+         kAttentionMaxRows * (d_pad + kAttentionKeyBlock);
 }
 
 // Tokens per packed panel of bf16 activations (gemm_bf16dot).

@@ -268,7 +268,6 @@ namespace {
 // stream of K and V rows), and the ranges' softmaxes merged at the end. Several ranges per thread
 // keep a thread that starts late from leaving all the work to the others; a range is at least
 // kDecodeMinPositions long, so short caches take one.
-constexpr int64_t kDecodeMaxRows = 4;
 constexpr int64_t kDecodeRangesPerThread = 4;
 constexpr int64_t kDecodeMinPositions = 256;
 
@@ -331,11 +330,11 @@ void store_kv_row(const float* src, void* dst, DType type, int64_t n, Isa isa) {
 }
 
 void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D, const KvRows& kv, int64_t start,
-                      float* out, ThreadPool& pool, Isa isa) {
+                      float* out, ThreadPool& pool, const MatmulOptions& options) {
   using kernels::cpu::kAttentionMaxRows;
   JM_CHECK(kv.type == DType::F32 || kv.type == DType::F16, "KV cache rows are F32 or F16, got ",
            dtype_name(kv.type));
-  const KernelTable& kt = kernels::cpu::checked_kernel_table(isa);
+  const KernelTable& kt = kernels::cpu::checked_kernel_table(options.isa);
   const int64_t HD = H * D, rows = T * k;
   if (rows == 0 || H == 0) return;
   // Causal limit of every query row (row a is slot a % k of token a / k).
@@ -367,6 +366,7 @@ void causal_attention(const float* q, int64_t T, int64_t k, int64_t H, int64_t D
     b.n_keys = n_keys.data() + a0;
     b.head_dim = D;
     b.scale = scale;
+    b.bf16_products = options.activations == Activations::BF16;
     kt.attention(b, scratch);
   });
 }

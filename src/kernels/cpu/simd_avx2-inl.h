@@ -55,6 +55,16 @@ struct Simd {
     for (int i = 0; i < n; ++i) p[i] = tmp[i];
   }
 
+  // Rounded to the nearest bf16 (ties to even) and widened back, like f32_to_bf16 (NaN stays a
+  // quiet NaN: adding the rounding bias to a NaN's bits could carry it into infinity).
+  static V round_bf16(V x) {
+    const __m256i u = _mm256_castps_si256(x), high = _mm256_set1_epi32(int(0xffff0000u));
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), high);
+    const __m256i quiet = _mm256_and_si256(_mm256_or_si256(u, _mm256_set1_epi32(0x400000)), high);
+    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  }
+
   // In-place transpose of an 8 x 8 block held as 8 row vectors.
   static void transpose(V r[N]) {
     V t[N], s[N];

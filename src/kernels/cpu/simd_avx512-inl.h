@@ -39,6 +39,16 @@ struct Simd {
     _mm256_mask_storeu_epi16(p, mask(n), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
   }
 
+  // Rounded to the nearest bf16 (ties to even) and widened back, like f32_to_bf16 (NaN stays a
+  // quiet NaN: adding the rounding bias to a NaN's bits could carry it into infinity).
+  static V round_bf16(V x) {
+    const __m512i u = _mm512_castps_si512(x), high = _mm512_set1_epi32(int(0xffff0000u));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), high);
+    const __m512i quiet = _mm512_and_si512(_mm512_or_si512(u, _mm512_set1_epi32(0x400000)), high);
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), r, quiet));
+  }
+
   // In-place transpose of a 16 x 16 block held as 16 row vectors.
   static void transpose(V r[N]) {
     V t[N];

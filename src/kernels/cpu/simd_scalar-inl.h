@@ -31,6 +31,7 @@ struct Simd {
   static void store_f16_n(uint16_t* p, V v, int n) {
     if (n > 0) *p = f32_to_f16(v);
   }
+  static V round_bf16(V x) { return bf16_to_f32(f32_to_bf16(x)); }
   static void transpose(V*) {}
   static V exp(V x) { return std::exp(x); }
 };

@@ -348,8 +348,8 @@ std::string bench_markdown(const BenchReport& report) {
          "right before or after it (the table above: the best probe of the run); pp = the best multiply-add peak "
          "(bf16 dot where the CPU has it) / (2 x active non-embedding parameters) per token; train = that peak / "
          "(6 x (those parameters + the head)) per token; @ dN: after N positions already in the KV cache, whose "
-         "K/V reads (tg) or attention products (pp) the bound adds. act: activations of the weight products "
-         "(bf16 = prefill and training on bf16 dot products). cache: the KV cache's element type (f16 halves the K/V "
+         "K/V reads (tg) or attention products (pp) the bound adds. act: activations of the products (bf16 = "
+         "prefill and training products with BF16 weights, and prefill attention, on bf16 dot products). cache: the KV cache's element type (f16 halves the K/V "
          "bytes a tg bound adds per cached position; training keeps f32).\n";
   return out;
 }

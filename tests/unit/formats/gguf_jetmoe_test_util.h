@@ -89,7 +89,7 @@ class DequantizedWeights {
 
   // A model of `config` on the float32 copies.
   ModelFiles model_files(const JetMoeConfig& config) const {
-    return ModelFiles{"dequantized", false, config, TensorStore::from_views(tensors_, "dequantized")};
+    return ModelFiles{"dequantized", false, config, TensorStore::from_views(tensors_, "dequantized"), ""};
   }
 
  private:
