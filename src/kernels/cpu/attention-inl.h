@@ -104,11 +104,11 @@ inline void online_softmax_row(float* s, int64_t kb, int64_t valid, float scale,
   m = m_new;
 }
 
-// n floats at x rounded to bf16 in place.
-inline void round_bf16_in_place(float* x, int64_t n) {
+// out[0:n) = x[0:n) rounded to bf16 (out may be x).
+inline void round_bf16_row(const float* x, int64_t n, float* out) {
   int64_t i = 0;
-  for (; i + N <= n; i += N) Simd::store(x + i, Simd::round_bf16(Simd::load(x + i)));
-  if (i < n) Simd::store_n(x + i, Simd::round_bf16(Simd::load_n(x + i, int(n - i))), int(n - i));
+  for (; i + N <= n; i += N) Simd::store(out + i, Simd::round_bf16(Simd::load(x + i)));
+  if (i < n) Simd::store_n(out + i, Simd::round_bf16(Simd::load_n(x + i, int(n - i))), int(n - i));
 }
 
 // value rows [kb0, kb0 + kb) as float32 rows D apart: widened, and rounded to bf16 when kRound.
@@ -160,10 +160,7 @@ void attention_rows(const AttentionBlock& b, float* scratch) {
   const float* q = b.q;
   int64_t q_stride = b.q_stride;
   if constexpr (kRound) {
-    for (int64_t r = 0; r < R; ++r) {
-      std::copy(b.q + r * b.q_stride, b.q + r * b.q_stride + D, Q_round + r * d_pad);
-      round_bf16_in_place(Q_round + r * d_pad, D);
-    }
+    for (int64_t r = 0; r < R; ++r) round_bf16_row(b.q + r * b.q_stride, D, Q_round + r * d_pad);
     q = Q_round, q_stride = d_pad;
   }
 
@@ -183,7 +180,7 @@ void attention_rows(const AttentionBlock& b, float* scratch) {
     for (int64_t r = 0; r < R; ++r) {
       online_softmax_row(S + r * KB, kb, std::clamp<int64_t>(b.n_keys[r] - kb0, 0, kb), b.scale, m[r], l[r],
                          O + r * d_pad, D);
-      if constexpr (kRound) round_bf16_in_place(S + r * KB, kb);
+      if constexpr (kRound) round_bf16_row(S + r * KB, kb, S + r * KB);
     }
     const float* V_block;
     int64_t ldv;

@@ -308,9 +308,9 @@ BenchReport run_bench(const BenchOptions& options, std::ostream* log) {
         for (DType cache_type : decoding_tests ? options.cache_types : std::vector<DType>{}) {
           KvCache cache = model->make_cache(std::max<int64_t>(positions, 1), cache_type);
           base.cache_type = kv_cache_type_name(cache_type);
+          const TokenCost cost = token_cost(*model, cache_type);
           for (int64_t depth : options.depths) {
-            ModelRun run{*model, cache, std::span(context).first(size_t(depth)), prompt, generated,
-                         token_cost(*model, cache_type)};
+            ModelRun run{*model, cache, std::span(context).first(size_t(depth)), prompt, generated, cost};
             run_decoding_tests(run, pool, limits, base, options, report, log);
           }
         }
@@ -349,8 +349,9 @@ std::string bench_markdown(const BenchReport& report) {
          "(bf16 dot where the CPU has it) / (2 x active non-embedding parameters) per token; train = that peak / "
          "(6 x (those parameters + the head)) per token; @ dN: after N positions already in the KV cache, whose "
          "K/V reads (tg) or attention products (pp) the bound adds. act: activations of the products (bf16 = "
-         "prefill and training products with BF16 weights, and prefill attention, on bf16 dot products). cache: the KV cache's element type (f16 halves the K/V "
-         "bytes a tg bound adds per cached position; training keeps f32).\n";
+         "prefill and training products with BF16 weights, and prefill attention, on bf16 dot products). cache: "
+         "the KV cache's element type (f16 halves the K/V bytes a tg bound adds per cached position; training "
+         "keeps f32).\n";
   return out;
 }
 
